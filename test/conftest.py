@@ -1,0 +1,14 @@
+"""Shared pytest set-up.
+
+Every test session gets its own ROS domain and keeps DDS discovery on this machine, so parallel
+sessions (and other ROS graphs on the machine) never see each other's topics.
+"""
+
+import os
+import random
+
+if "RECON_ROS_TEST_DOMAIN" not in os.environ:
+    os.environ["RECON_ROS_TEST_DOMAIN"] = str(random.SystemRandom().randint(30, 200))
+os.environ["ROS_DOMAIN_ID"] = os.environ["RECON_ROS_TEST_DOMAIN"]
+os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")  # Jazzy and later
+os.environ.setdefault("ROS_LOCALHOST_ONLY", "1")  # Humble
