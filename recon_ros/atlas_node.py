@@ -1,0 +1,319 @@
+"""atlas_node: posed RGB images in; a labelled TSDF mesh, a semantic point cloud and a status out.
+
+Threads (MultiThreadedExecutor):
+- input callbacks (image, CameraInfo, /tf, /tf_static, pose) only queue or store;
+- one worker thread decodes queued images, waits a bounded time for their pose and integrates
+  them into the rolling feature volume;
+- the "mapping" callback group (mutually exclusive) runs the periodic 3D CNN, publishing, and the
+  save/reset services, so they never overlap one another.
+
+Topics (relative names, remap them): subscribes ``image``, ``camera_info``, ``/tf``,
+``/tf_static`` (or ``pose`` / ``odometry``); publishes ``~/mesh`` (visualization_msgs/Marker,
+TRIANGLE_LIST), ``~/semantic_cloud`` (sensor_msgs/PointCloud2: x y z rgb confidence label),
+``~/window`` (the rolling volume's outline) and ``~/status`` (recon_ros/AtlasStatus). Services:
+``~/save_map`` (recon_ros/SaveMap), ``~/reset`` (std_srvs/Trigger).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import rclpy
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+from recon_ros import conversions
+from recon_ros.core.reconstructor import AtlasReconstructor, ReconstructorConfig
+from recon_ros.parameters import CORE_PARAMS, NODE_PARAMS, core_config_dict
+from recon_ros.ply import write_ply
+from recon_ros.posed_input import InputSettings, PosedImageInput
+from recon_ros.ros_params import declare_table
+from recon_ros.weights import default_atlas_weights
+
+# Late subscribers (an RViz started later) get the latest mesh, cloud and status.
+LATCHED_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=1,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+
+
+class AtlasNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__("atlas_node", **kwargs)
+        self._input_group = MutuallyExclusiveCallbackGroup()
+        self._mapping_group = MutuallyExclusiveCallbackGroup()
+
+        inputs = InputSettings.declare(self)
+        self._declare_parameters()
+        self._reconstructor = AtlasReconstructor(self._weights_path, self._config)
+        self._input = PosedImageInput(self, inputs, self._input_group)
+        self._world_frame = inputs.world_frame
+
+        self._mesh_pub = self.create_publisher(self._marker_type(), "~/mesh", LATCHED_QOS)
+        from sensor_msgs.msg import PointCloud2
+        from std_srvs.srv import Trigger
+
+        from recon_ros.msg import AtlasStatus
+        from recon_ros.srv import SaveMap
+
+        self._cloud_pub = self.create_publisher(PointCloud2, "~/semantic_cloud", LATCHED_QOS)
+        self._window_pub = self.create_publisher(self._marker_type(), "~/window", LATCHED_QOS)
+        self._status_pub = self.create_publisher(AtlasStatus, "~/status", LATCHED_QOS)
+        self.create_service(
+            SaveMap, "~/save_map", self._on_save, callback_group=self._mapping_group
+        )
+        self.create_service(Trigger, "~/reset", self._on_reset, callback_group=self._mapping_group)
+        self.create_timer(self._cnn_period, self._on_cnn_timer, callback_group=self._mapping_group)
+        self.create_timer(
+            self._publish_period, self._on_publish_timer, callback_group=self._mapping_group
+        )
+
+        self._counts_lock = threading.Lock()
+        self._integrated = 0
+        self._not_keyframes = 0
+        self._integrated_at_update = 0
+        self._cnn_updates = 0
+        self._map_version = 0
+        self._published_version = 0
+        self._last_header = None
+        self._started = time.monotonic()
+
+        self._stop = threading.Event()
+        self._worker = threading.Thread(
+            target=self._integrate_loop, name="atlas_integrate", daemon=True
+        )
+        self._worker.start()
+        window = self._reconstructor.window
+        self.get_logger().info(
+            f"atlas_node ready: weights {self._weights_path}, device {self._reconstructor.device}, "
+            f"window {tuple(window.dims)} voxels of {window.voxel_size * 100:.1f} cm, world frame "
+            f"'{self._world_frame}', poses from {inputs.pose_source}; listening on "
+            f"'{self.resolve_topic_name('image')}' and '{self.resolve_topic_name('camera_info')}'"
+        )
+
+    @staticmethod
+    def _marker_type():
+        from visualization_msgs.msg import Marker
+
+        return Marker
+
+    def _declare_parameters(self) -> None:
+        core = declare_table(self, CORE_PARAMS)
+        node = declare_table(self, NODE_PARAMS)
+        weights = node["weights_path"]
+        self._weights_path = Path(weights).expanduser() if weights else default_atlas_weights()
+        self._config = ReconstructorConfig.from_dict(core_config_dict(core))
+        self._cnn_period = node["cnn_period_s"]
+        self._publish_period = node["publish_period_s"]
+        self._color_mode = node["mesh_color_mode"]
+        self._output_directory = Path(node["output_directory"]).expanduser()
+        self._publish_window = node["publish_window"]
+        self._stall_warning_s = node["stall_warning_s"]
+
+    # --- integration worker -------------------------------------------------------------
+
+    def _integrate_loop(self) -> None:
+        while not self._stop.is_set():
+            frame = self._input.next_frame(timeout_s=0.1)
+            if frame is None:
+                continue
+            try:
+                result = self._reconstructor.integrate(
+                    frame.rgb, frame.camera.K, frame.T_world_cam, frame.stamp_ns * 1e-9
+                )
+            except ValueError as error:
+                self._input.drop("rejected", f"stamp {frame.stamp_ns / 1e9:.3f}: {error}")
+                continue
+            with self._counts_lock:
+                if result.integrated:
+                    self._integrated += 1
+                    self._last_header = frame.header
+                else:
+                    self._not_keyframes += 1
+
+    # --- mapping group: CNN, publishing, services ---------------------------------------
+
+    def _on_cnn_timer(self) -> None:
+        with self._counts_lock:
+            integrated = self._integrated
+        if integrated == self._integrated_at_update:
+            return
+        self._integrated_at_update = integrated
+        self._reconstructor.update()
+        self._cnn_updates += 1
+        self._map_version += 1
+
+    def _stamp(self):
+        with self._counts_lock:
+            header = self._last_header
+        return header.stamp if header is not None else self.get_clock().now().to_msg()
+
+    def _on_publish_timer(self) -> None:
+        if self._map_version != self._published_version:
+            self._published_version = self._map_version
+            self._publish_map()
+        self._publish_status()
+        self._warn_if_stalled()
+
+    def _publish_map(self) -> None:
+        stamp = self._stamp()
+        mesh = self._reconstructor.mesh(color_by=self._color_mode)
+        marker = conversions.mesh_to_marker(
+            conversions.MeshArrays(mesh.vertices, mesh.faces, mesh.colors), stamp, self._world_frame
+        )
+        if len(mesh.faces) == 0:
+            marker.action = marker.DELETE
+        self._mesh_pub.publish(marker)
+        points = self._reconstructor.semantic_points()
+        cloud = conversions.semantic_points_to_array(
+            points.xyz, points.rgb, points.label, points.confidence
+        )
+        self._cloud_pub.publish(conversions.array_to_pointcloud2(cloud, stamp, self._world_frame))
+        if self._publish_window:
+            window = self._reconstructor.window
+            size = np.asarray(window.dims) * window.voxel_size
+            corner = np.asarray(window.origin) - 0.5 * window.voxel_size
+            self._window_pub.publish(
+                conversions.box_outline_marker(corner, size, stamp, self._world_frame)
+            )
+
+    def status_message(self):
+        from geometry_msgs.msg import Point
+
+        from recon_ros.msg import AtlasStatus, DropCount, StageTiming
+
+        received, drops = self._input.counts()
+        with self._counts_lock:
+            integrated, not_keyframes = self._integrated, self._not_keyframes
+        stats = self._reconstructor.stats
+        window = self._reconstructor.window
+        msg = AtlasStatus()
+        msg.header.stamp = self._stamp()
+        msg.header.frame_id = self._world_frame
+        msg.frames_received = received
+        msg.frames_integrated = integrated
+        msg.frames_not_keyframes = not_keyframes
+        msg.frames_dropped = sum(drops.values())
+        msg.drops = [DropCount(reason=r, count=c) for r, c in drops.items()]
+        msg.cnn_updates = self._cnn_updates
+        origin = np.asarray(window.origin, dtype=float)
+        msg.volume_origin = Point(x=origin[0], y=origin[1], z=origin[2])
+        msg.volume_dims = [int(d) for d in window.dims]
+        msg.voxel_size = float(window.voxel_size)
+        msg.map_chunks = int(stats.map_chunks)
+        msg.map_chunks_evicted = int(stats.map_chunks_evicted)
+        msg.device = str(self._reconstructor.device)
+        msg.timings = [
+            StageTiming(name=name, last_ms=t.last_ms, mean_ms=t.mean_ms, count=t.count)
+            for name, t in stats.timings.items()
+        ]
+        return msg
+
+    def _publish_status(self) -> None:
+        self._status_pub.publish(self.status_message())
+
+    def _warn_if_stalled(self) -> None:
+        now = time.monotonic()
+        last_image = self._input.last_image_wall_time
+        if last_image is None and now - self._started > self._stall_warning_s:
+            topic = self.resolve_topic_name("image")
+            self._input.warn(
+                "no_images",
+                f"no image received on '{topic}' for {now - self._started:.0f} s "
+                f"({self.count_publishers(topic)} publishers): check the remapping and QoS",
+            )
+            return
+        received, drops = self._input.counts()
+        with self._counts_lock:
+            integrated = self._integrated
+        if received and not integrated and now - self._started > self._stall_warning_s:
+            reason, count = max(drops.items(), key=lambda item: item[1])
+            if count:
+                self._input.warn(
+                    "nothing_integrated",
+                    f"{received} images received and none integrated; most dropped for '{reason}' "
+                    f"({count}), see the warnings above",
+                )
+
+    def _on_save(self, request, response):
+        name = request.name or time.strftime("atlas_%Y%m%d_%H%M%S")
+        if not _SAFE_NAME.fullmatch(name) or ".." in name:
+            response.success = False
+            response.message = (
+                f"refused name '{request.name}': use a plain file stem (letters, digits, '_', '-', "
+                f"'.'); files are always written into {self._output_directory}"
+            )
+            return response
+        try:
+            if self._integrated_at_update != self._integrated:
+                self._on_cnn_timer()
+            mesh = self._reconstructor.mesh(color_by=self._color_mode)
+            mesh_path = write_ply(
+                self._output_directory / f"{name}.ply",
+                mesh.vertices,
+                mesh.faces,
+                mesh.colors,
+                label=np.asarray(mesh.labels, dtype=np.uint8),
+                confidence=np.asarray(mesh.confidence, dtype=np.float32),
+            )
+            map_path = self._output_directory / f"{name}_map"
+            self._reconstructor.save(map_path)
+        except (OSError, ValueError) as error:
+            response.success = False
+            response.message = f"saving failed: {error}"
+            self.get_logger().error(response.message)
+            return response
+        response.success = True
+        response.mesh_path = str(mesh_path)
+        response.map_path = str(map_path)
+        response.message = (
+            f"saved {len(mesh.faces)} triangles to {mesh_path} and the map to {map_path}"
+        )
+        self.get_logger().info(response.message)
+        return response
+
+    def _on_reset(self, request, response):
+        del request
+        self._input.clear()
+        self._reconstructor.reset()
+        with self._counts_lock:
+            self._integrated_at_update = self._integrated
+        self._map_version += 1
+        response.success = True
+        response.message = "map and window cleared"
+        self.get_logger().info(response.message)
+        return response
+
+    def destroy_node(self):
+        self._stop.set()
+        self._worker.join(timeout=5.0)
+        return super().destroy_node()
+
+
+def main(args=None) -> int:
+    rclpy.init(args=args)
+    try:
+        node = AtlasNode()
+    except (ValueError, FileNotFoundError, RuntimeError) as error:
+        rclpy.logging.get_logger("atlas_node").fatal(f"cannot start: {error}")
+        rclpy.try_shutdown()
+        return 1
+    executor = MultiThreadedExecutor(num_threads=4)
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0

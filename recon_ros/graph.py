@@ -1,0 +1,138 @@
+"""Run nodes as their installed executables in child processes (as `ros2 run` starts them) and
+watch them over DDS from an rclpy node of our own: used by the demo and by the tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import yaml
+
+
+def executable(name: str) -> str:
+    from ament_index_python.packages import get_package_prefix
+
+    path = Path(get_package_prefix("recon_ros")) / "lib" / "recon_ros" / name
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: build the package (`make build`)")
+    return str(path)
+
+
+class NodeProcess:
+    """A node executable in a child process with its output in a log file."""
+
+    def __init__(
+        self,
+        name: str,
+        log_path: Path,
+        params: dict | None = None,
+        remaps: dict | None = None,
+        args=(),
+    ):
+        self.log_path = log_path
+        command = [executable(name), *args, "--ros-args"]
+        if params is not None:
+            params_file = log_path.with_suffix(".params.yaml")
+            params_file.write_text(yaml.safe_dump({name: {"ros__parameters": params}}))
+            command += ["--params-file", str(params_file)]
+        for old, new in (remaps or {}).items():
+            command += ["-r", f"{old}:={new}"]
+        env = dict(os.environ, PYTHONUNBUFFERED="1", RCUTILS_COLORIZED_OUTPUT="0")
+        self._log = open(log_path, "w")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            command, stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self, timeout: float = 10.0) -> int:
+        if self.alive():
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self._log.close()
+        return self.process.returncode
+
+
+class Collector:
+    """Keeps every message of one topic; ``wait_for`` polls a condition on them."""
+
+    def __init__(self, node, msg_type, topic: str, qos):
+        self.messages = []
+        self._lock = threading.Lock()
+        self.subscription = node.create_subscription(msg_type, topic, self._store, qos)
+
+    def _store(self, msg) -> None:
+        with self._lock:
+            self.messages.append(msg)
+
+    @property
+    def last(self):
+        with self._lock:
+            return self.messages[-1] if self.messages else None
+
+    def wait_for(self, condition, timeout: float, what: str = "", processes=()):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                messages = list(self.messages)
+            if messages and condition(messages[-1], messages):
+                return messages[-1]
+            for process in processes:
+                if not process.alive():
+                    raise RuntimeError(f"{process.log_path.name} exited:\n{process.log()[-4000:]}")
+            time.sleep(0.05)
+        detail = "\n".join(f"--- {p.log_path.name} ---\n{p.log()[-4000:]}" for p in processes)
+        raise TimeoutError(
+            f"timed out after {timeout} s waiting for {what or 'a message'}\n{detail}"
+        )
+
+
+class ObserverNode:
+    """An rclpy node of our own in its own context, spun in a background thread: it watches
+    topics and calls services of the nodes under observation."""
+
+    def __init__(self, name: str):
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+
+        self.context = rclpy.Context()
+        rclpy.init(context=self.context)
+        self.node = rclpy.create_node(name, context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self._thread = threading.Thread(target=self.executor.spin, daemon=True)
+        self._thread.start()
+
+    def collect(self, msg_type, topic: str, qos) -> Collector:
+        return Collector(self.node, msg_type, topic, qos)
+
+    def call(self, srv_type, name: str, request, timeout: float = 30.0):
+        client = self.node.create_client(srv_type, name)
+        if not client.wait_for_service(timeout_sec=timeout):
+            raise TimeoutError(f"service {name} did not appear within {timeout} s")
+        future = client.call_async(request)
+        deadline = time.monotonic() + timeout
+        while not future.done() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if not future.done():
+            raise TimeoutError(f"service {name} did not answer within {timeout} s")
+        return future.result()
+
+    def close(self) -> None:
+        import rclpy
+
+        self.executor.shutdown()
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.context)

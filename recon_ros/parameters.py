@@ -1,0 +1,229 @@
+"""The parameters of the nodes in tables: name, default, description, range. The nodes declare them
+from here (with descriptors), config/atlas.yaml sets them, and the offline replay reads the same
+YAML file with the same defaults, so a bag replayed offline and live runs the same settings.
+ROS-free.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    default: Any
+    description: str
+    value_range: tuple[float, float] | None = None
+    choices: tuple[str, ...] | None = None
+
+
+INPUT_PARAMS = (
+    Param("world_frame", "world", "Fixed frame of poses and of every output (map, odom, world)."),
+    Param("camera_frame", "", "Optical frame of the camera; empty: the image's header.frame_id."),
+    Param(
+        "pose_source",
+        "tf",
+        "Where camera poses come from: 'tf' (/tf, /tf_static), 'pose' (geometry_msgs/PoseStamped "
+        "on 'pose') or 'odometry' (nav_msgs/Odometry on 'odometry').",
+        choices=("tf", "pose", "odometry"),
+    ),
+    Param(
+        "pose_frame",
+        "",
+        "With pose_source 'pose': the frame whose pose the PoseStamped gives (TF links it to the "
+        "camera); empty: the camera's optical frame itself.",
+    ),
+    Param(
+        "tf_timeout_s",
+        0.3,
+        "How long to wait for the pose at an image's stamp before dropping the image.",
+        (0.0, 10.0),
+    ),
+    Param(
+        "tf_cache_time_s", 30.0, "How much transform history to keep, in seconds.", (1.0, 3600.0)
+    ),
+    Param(
+        "queue_size",
+        8,
+        "Images waiting for integration; when full, the oldest is dropped (reason queue_full).",
+        (1, 1000),
+    ),
+    Param(
+        "log_throttle_s",
+        5.0,
+        "Shortest interval between repeats of one warning, in seconds.",
+        (0.0, 600.0),
+    ),
+)
+
+# Parameters of the reconstruction core; ``config_key`` maps them onto ReconstructorConfig.
+CORE_PARAMS = (
+    Param("device", "auto", "Torch device: 'auto' (cuda when present), 'cpu', 'cuda' or 'cuda:N'."),
+    Param("voxel_size_m", 0.04, "Voxel edge length in metres.", (0.01, 0.5)),
+    Param(
+        "window_dims",
+        [96, 96, 64],
+        "Rolling window size in voxels along world x, y, z; multiples of chunk_size and of 8.",
+    ),
+    Param(
+        "chunk_size",
+        16,
+        "Voxels per edge of a map chunk; the window moves by whole chunks.",
+        (4, 64),
+    ),
+    Param(
+        "max_map_chunks",
+        8192,
+        "Memory cap of the global map, in chunks; beyond it the chunks farthest from the camera "
+        "are evicted.",
+        (16, 10_000_000),
+    ),
+    Param(
+        "max_depth_m",
+        5.0,
+        "Voxels farther from the camera than this get no features from a frame.",
+        (0.5, 100.0),
+    ),
+    Param(
+        "keyframe_min_translation_m",
+        0.1,
+        "A frame is integrated once the camera moved this far since the last keyframe (0 and a 0 "
+        "rotation threshold: every frame).",
+        (0.0, 10.0),
+    ),
+    Param("keyframe_min_rotation_deg", 15.0, "... or turned this many degrees.", (0.0, 180.0)),
+)
+CONFIG_KEYS = {
+    "device": "device",
+    "voxel_size_m": "voxel_size",
+    "window_dims": "window_dims",
+    "chunk_size": "chunk_size",
+    "max_map_chunks": "max_map_chunks",
+    "max_depth_m": "max_depth",
+    "keyframe_min_translation_m": "keyframe_min_translation",
+    "keyframe_min_rotation_deg": "keyframe_min_rotation_deg",
+}
+
+NODE_PARAMS = (
+    Param(
+        "weights_path",
+        "",
+        "Atlas checkpoint (.pt, loaded with weights_only=True); empty: the weights shipped with "
+        "the package.",
+    ),
+    Param(
+        "cnn_period_s",
+        2.0,
+        "Period of the 3D CNN over the window, run when new frames arrived.",
+        (0.05, 3600.0),
+    ),
+    Param(
+        "publish_period_s",
+        1.0,
+        "Period of the status message; mesh and cloud go out when the map changed.",
+        (0.05, 3600.0),
+    ),
+    Param(
+        "mesh_color_mode",
+        "semantic",
+        "Mesh vertex colours: 'semantic' (class palette) or 'rgb' (image colour).",
+        choices=("semantic", "rgb"),
+    ),
+    Param(
+        "output_directory",
+        "~/.ros/recon_ros",
+        "Folder save_map writes into; nothing is written elsewhere.",
+    ),
+    Param("publish_window", True, "Publish the rolling window's outline on ~/window."),
+    Param(
+        "stall_warning_s",
+        10.0,
+        "Warn when no image arrived, or none was integrated, for this long.",
+        (1.0, 3600.0),
+    ),
+)
+
+ALL_PARAMS = INPUT_PARAMS + CORE_PARAMS + NODE_PARAMS
+
+SUFFICIENCY_PARAMS = (
+    Param(
+        "weights_path",
+        "",
+        "Conjugate-pair network checkpoint (.pt, weights_only); empty: the weights shipped with "
+        "the package.",
+    ),
+    Param("device", "auto", "Torch device: 'auto' (cuda when present), 'cpu', 'cuda' or 'cuda:N'."),
+    Param(
+        "window",
+        12,
+        "Recent keyframes kept; the partners of the newest are chosen among them.",
+        (2, 1000),
+    ),
+    Param("k", 2, "A pixel is covered when at least k partner frames see it.", (1, 64)),
+    Param(
+        "threshold",
+        0.6,
+        "The frames suffice when the covered fraction of pixels reaches this.",
+        (0.0, 1.0),
+    ),
+    Param(
+        "min_overlap",
+        0.05,
+        "Partners must see at least this fraction of the reference view frustum.",
+        (0.0, 1.0),
+    ),
+    Param(
+        "keyframe_min_translation_m",
+        0.1,
+        "A frame becomes a keyframe once the camera moved this far since the last one.",
+        (0.0, 10.0),
+    ),
+    Param("keyframe_min_rotation_deg", 15.0, "... or turned this many degrees.", (0.0, 180.0)),
+)
+
+
+def check_value(param: Param, value) -> None:
+    """Raise ValueError when ``value`` is outside the parameter's range or choices."""
+    if param.choices is not None and value not in param.choices:
+        raise ValueError(f"parameter {param.name} is '{value}'; expected one of {param.choices}")
+    if param.value_range is not None:
+        low, high = param.value_range
+        if not low <= value <= high:
+            raise ValueError(f"parameter {param.name} = {value} is outside [{low}, {high}]")
+
+
+def resolve(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Every parameter's value: defaults, replaced by ``overrides`` (checked)."""
+    values = {p.name: p.default for p in ALL_PARAMS}
+    by_name = {p.name: p for p in ALL_PARAMS}
+    for name, value in (overrides or {}).items():
+        if name == "use_sim_time":
+            continue
+        if name not in by_name:
+            raise ValueError(
+                f"unknown atlas_node parameter '{name}' (known: {', '.join(sorted(by_name))})"
+            )
+        check_value(by_name[name], value)
+        values[name] = value
+    return values
+
+
+def core_config_dict(values: dict[str, Any]) -> dict[str, Any]:
+    """The ReconstructorConfig fields among resolved parameter values."""
+    config = {CONFIG_KEYS[name]: values[name] for name in CONFIG_KEYS}
+    config["window_dims"] = tuple(int(d) for d in config["window_dims"])
+    return config
+
+
+def load_params_file(path: str | Path, node_name: str = "atlas_node") -> dict[str, Any]:
+    """The ``ros__parameters`` of ``node_name`` in a ROS 2 parameter file (also under ``/**``)."""
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    params: dict[str, Any] = {}
+    for key in ("/**", node_name, f"/{node_name}"):
+        params.update((data.get(key) or {}).get("ros__parameters", {}))
+    return params

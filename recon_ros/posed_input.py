@@ -1,0 +1,271 @@
+"""Posed images for the nodes: image + CameraInfo subscriptions, the camera pose from TF (or from a
+pose / odometry topic), a bounded frame queue, and drops counted by reason with throttled warnings.
+
+Callbacks only queue messages or fill buffers; ``next_frame`` (called from a node's worker thread)
+decodes, waits a bounded time for the pose at the image stamp, and either returns a
+``PosedFrame`` or counts and logs why the image was dropped. Silence is the failure users report
+most of mapping nodes, so every dropped image is accounted for under a named reason.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from rclpy.node import Node
+from rclpy.qos import (
+    DurabilityPolicy,
+    HistoryPolicy,
+    QoSProfile,
+    ReliabilityPolicy,
+    qos_profile_sensor_data,
+)
+
+from recon_ros import conversions
+from recon_ros.frames import DROP_REASONS, FrameDropped, PosedFrame, posed_frame
+from recon_ros.parameters import INPUT_PARAMS
+from recon_ros.ros_params import declare_table
+from recon_ros.tf_buffer import ExtrapolationError, TransformBuffer, TransformError
+
+# tf2_ros's listener profiles: /tf reliable and volatile, /tf_static reliable and latched.
+TF_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=100,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.VOLATILE,
+)
+TF_STATIC_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=100,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
+
+
+class ThrottledLogger:
+    """Warnings at most once per ``period_s`` per key, saying how many were held back."""
+
+    def __init__(self, logger, period_s: float):
+        self._logger = logger
+        self._period = period_s
+        self._last: dict[str, float] = {}
+        self._held: collections.Counter = collections.Counter()
+        self._lock = threading.Lock()
+
+    def warn(self, key: str, text: str) -> bool:
+        now = time.monotonic()
+        with self._lock:
+            last = self._last.get(key)
+            if last is not None and now - last < self._period:
+                self._held[key] += 1
+                return False
+            held, self._held[key] = self._held[key], 0
+            self._last[key] = now
+        suffix = f" ({held} more like this in the last {self._period:g} s)" if held else ""
+        self._logger.warning(text + suffix)
+        return True
+
+
+@dataclass
+class InputSettings:
+    world_frame: str
+    camera_frame: str
+    pose_source: str
+    pose_frame: str
+    tf_timeout_s: float
+    tf_cache_time_s: float
+    queue_size: int
+    log_throttle_s: float
+
+    @staticmethod
+    def declare(node: Node) -> InputSettings:
+        return InputSettings(**declare_table(node, INPUT_PARAMS))
+
+
+class PosedImageInput:
+    """The subscriptions and bookkeeping for posed images of one camera; see the module doc."""
+
+    def __init__(self, node: Node, settings: InputSettings, callback_group=None):
+        from geometry_msgs.msg import PoseStamped
+        from nav_msgs.msg import Odometry
+        from sensor_msgs.msg import CameraInfo, Image
+        from tf2_msgs.msg import TFMessage
+
+        self.settings = settings
+        self._node = node
+        self._log = ThrottledLogger(node.get_logger(), settings.log_throttle_s)
+        self.tf = TransformBuffer(cache_time_s=settings.tf_cache_time_s)
+        self._poses = TransformBuffer(cache_time_s=settings.tf_cache_time_s)
+        self._queue: collections.deque = collections.deque()
+        self._queue_cv = threading.Condition()
+        self._camera_info = None
+        self._camera_info_lock = threading.Lock()
+        self._counts_lock = threading.Lock()
+        self.received = 0
+        self.drops: collections.Counter = collections.Counter({r: 0 for r in DROP_REASONS})
+        self.last_image_wall_time: float | None = None
+
+        group = callback_group
+        self.image_sub = node.create_subscription(
+            Image, "image", self._on_image, qos_profile_sensor_data, callback_group=group
+        )
+        self.camera_info_sub = node.create_subscription(
+            CameraInfo,
+            "camera_info",
+            self._on_camera_info,
+            qos_profile_sensor_data,
+            callback_group=group,
+        )
+        node.create_subscription(TFMessage, "/tf", self._on_tf, TF_QOS, callback_group=group)
+        node.create_subscription(
+            TFMessage, "/tf_static", self._on_tf_static, TF_STATIC_QOS, callback_group=group
+        )
+        if settings.pose_source == "pose":
+            node.create_subscription(
+                PoseStamped, "pose", self._on_pose, qos_profile_sensor_data, callback_group=group
+            )
+        elif settings.pose_source == "odometry":
+            node.create_subscription(
+                Odometry,
+                "odometry",
+                self._on_odometry,
+                qos_profile_sensor_data,
+                callback_group=group,
+            )
+
+    # --- callbacks: only store -----------------------------------------------------------
+
+    def _on_image(self, msg) -> None:
+        with self._counts_lock:
+            self.received += 1
+            self.last_image_wall_time = time.monotonic()
+        with self._queue_cv:
+            if len(self._queue) >= self.settings.queue_size:
+                old = self._queue.popleft()
+                self.drop(
+                    "queue_full",
+                    f"frame queue full ({self.settings.queue_size}): dropped the oldest image "
+                    f"(stamp {conversions.stamp_to_ns(old.header.stamp) / 1e9:.3f}); integration "
+                    "is slower than the input: raise keyframe thresholds or lower the image rate",
+                )
+            self._queue.append(msg)
+            self._queue_cv.notify()
+
+    def _on_camera_info(self, msg) -> None:
+        with self._camera_info_lock:
+            self._camera_info = msg
+
+    def _store_transforms(self, msg, static: bool) -> None:
+        for problem in self.tf.set_tf_message(msg, static=static):
+            topic = "/tf_static" if static else "/tf"
+            self._log.warn("bad_tf", f"ignored a transform on {topic}: {problem}")
+
+    def _on_tf(self, msg) -> None:
+        self._store_transforms(msg, static=False)
+
+    def _on_tf_static(self, msg) -> None:
+        self._store_transforms(msg, static=True)
+
+    def _store_pose(self, header, child_frame: str, pose, topic: str) -> None:
+        try:
+            t, q = conversions.translation_quaternion(pose.position, pose.orientation)
+            self._poses.set_transform(
+                header.frame_id, child_frame, conversions.stamp_to_ns(header.stamp), t, q
+            )
+        except ValueError as error:
+            self._log.warn("bad_pose_msg", f"ignored a message on '{topic}': {error}")
+
+    def _on_pose(self, msg) -> None:
+        child = self.settings.pose_frame or self.settings.camera_frame or "__camera__"
+        self._store_pose(msg.header, child, msg.pose, self._node.resolve_topic_name("pose"))
+
+    def _on_odometry(self, msg) -> None:
+        self._store_pose(
+            msg.header, msg.child_frame_id, msg.pose.pose, self._node.resolve_topic_name("odometry")
+        )
+
+    # --- worker side ---------------------------------------------------------------------
+
+    def drop(self, reason: str, detail: str) -> None:
+        with self._counts_lock:
+            self.drops[reason] += 1
+            total = self.drops[reason]
+        self._log.warn(reason, f"dropped image [{reason}, {total} so far]: {detail}")
+
+    def warn(self, key: str, text: str) -> None:
+        self._log.warn(key, text)
+
+    def pending(self) -> int:
+        with self._queue_cv:
+            return len(self._queue)
+
+    def clear(self) -> None:
+        with self._queue_cv:
+            self._queue.clear()
+
+    def counts(self) -> tuple[int, dict[str, int]]:
+        with self._counts_lock:
+            return self.received, dict(self.drops)
+
+    def next_frame(self, timeout_s: float) -> PosedFrame | None:
+        """The next image as a PosedFrame; None when none arrived within ``timeout_s`` or when the
+        image was dropped (counted and logged)."""
+        with self._queue_cv:
+            if not self._queue and not self._queue_cv.wait_for(
+                lambda: bool(self._queue), timeout_s
+            ):
+                return None
+            msg = self._queue.popleft()
+        return self._decode(msg)
+
+    def _decode(self, msg) -> PosedFrame | None:
+        with self._camera_info_lock:
+            info = self._camera_info
+        if info is not None and conversions.has_distortion(info):
+            self._log.warn(
+                "distortion",
+                "CameraInfo declares lens distortion, which is not modelled: subscribe to a "
+                "rectified image (image_rect) for accurate geometry",
+            )
+        topic = self._node.resolve_topic_name("camera_info")
+        hint = f" on '{topic}' ({self._node.count_publishers(topic)} publishers)"
+        try:
+            return posed_frame(msg, info, self._lookup_pose, self.settings.camera_frame, hint)
+        except FrameDropped as dropped:
+            self.drop(dropped.reason, dropped.detail)
+            return None
+
+    def _lookup_once(self, frame_id: str, stamp_ns: int) -> np.ndarray:
+        world = self.settings.world_frame
+        if self.settings.pose_source == "tf":
+            return self.tf.lookup(world, frame_id, stamp_ns)
+        if self.settings.pose_source == "pose":
+            body = self.settings.pose_frame or self.settings.camera_frame or "__camera__"
+        else:
+            frames = [f for f in self._poses.frames() if f != world]
+            body = frames[0] if len(frames) == 1 else None
+            if body is None:
+                raise TransformError(
+                    f"expected odometry of one child frame in '{world}', have frames {frames}"
+                )
+        T_world_body = self._poses.lookup(world, body, stamp_ns)
+        if body in ("__camera__", frame_id):
+            return T_world_body
+        return T_world_body @ self.tf.lookup(body, frame_id, stamp_ns)
+
+    def _lookup_pose(self, frame_id: str, stamp_ns: int) -> np.ndarray:
+        """The pose at the image stamp, waiting up to tf_timeout_s for data to arrive."""
+        deadline = time.monotonic() + self.settings.tf_timeout_s
+        while True:
+            try:
+                return self._lookup_once(frame_id, stamp_ns)
+            except ExtrapolationError as error:
+                if not error.future or time.monotonic() >= deadline:
+                    raise
+            except TransformError:
+                if time.monotonic() >= deadline:
+                    raise
+            time.sleep(0.005)

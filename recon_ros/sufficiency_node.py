@@ -1,0 +1,157 @@
+"""sufficiency_node: do the recent keyframes see the scene well enough to reconstruct it?
+
+For each new keyframe (the reference) the conjugate-pair network estimates, per pixel, how many of
+the m best-overlapping recent keyframes also see the 3D point under it. Inputs are those of
+atlas_node (``image``, ``camera_info``, ``/tf`` and ``/tf_static`` or a pose topic), handled by the
+same code. Outputs:
+
+- ``~/sufficiency`` (recon_ros/FrameSufficiency): per-count pixel fractions, score, verdict, with
+  the reference image's header and the partners' stamps;
+- ``~/count_image`` (sensor_msgs/Image rgb8): the count map colour-mapped (red: no partner sees
+  the pixel, green: all m do), at the reference image's size and frame, for RViz;
+- ``~/counts`` (sensor_msgs/Image mono8): the raw counts 0..m.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import rclpy
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+from recon_ros import conversions
+from recon_ros.parameters import SUFFICIENCY_PARAMS
+from recon_ros.posed_input import InputSettings, PosedImageInput
+from recon_ros.ros_params import declare_table
+from recon_ros.weights import default_sufficiency_weights
+
+LATCHED_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=1,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
+
+
+def count_palette(m: int) -> np.ndarray:
+    """(m + 1, 3) uint8 colours: red (count 0) through yellow to green (count m)."""
+    t = np.linspace(0.0, 1.0, m + 1)
+    red = np.clip(2.0 * (1.0 - t), 0.0, 1.0)
+    green = np.clip(2.0 * t, 0.0, 1.0)
+    return (np.stack([red, green, np.zeros_like(t)], axis=1) * 220).astype(np.uint8)
+
+
+class SufficiencyNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__("sufficiency_node", **kwargs)
+        from recon_ros.sufficiency.estimator import SufficiencyEstimator
+
+        input_group = MutuallyExclusiveCallbackGroup()
+        inputs = InputSettings.declare(self)
+        params = declare_table(self, SUFFICIENCY_PARAMS)
+        weights = (
+            Path(params["weights_path"]).expanduser()
+            if params["weights_path"]
+            else default_sufficiency_weights()
+        )
+        self._estimator = SufficiencyEstimator.from_checkpoint(
+            weights,
+            device=params["device"],
+            window=params["window"],
+            k=params["k"],
+            threshold=params["threshold"],
+            min_overlap=params["min_overlap"],
+            min_translation=params["keyframe_min_translation_m"],
+            min_rotation_deg=params["keyframe_min_rotation_deg"],
+        )
+        self._palette = count_palette(self._estimator.m)
+        self._input = PosedImageInput(self, inputs, input_group)
+
+        from sensor_msgs.msg import Image
+
+        from recon_ros.msg import FrameSufficiency
+
+        self._result_pub = self.create_publisher(FrameSufficiency, "~/sufficiency", LATCHED_QOS)
+        self._color_pub = self.create_publisher(Image, "~/count_image", LATCHED_QOS)
+        self._counts_pub = self.create_publisher(Image, "~/counts", LATCHED_QOS)
+        self.estimates = 0
+        self._stop = threading.Event()
+        self._worker = threading.Thread(target=self._loop, name="sufficiency", daemon=True)
+        self._worker.start()
+        self.get_logger().info(
+            f"sufficiency_node ready: weights {weights}, m = {self._estimator.m}, k = "
+            f"{self._estimator.k}, threshold {self._estimator.threshold:g}, device "
+            f"{self._estimator.device}; listening on '{self.resolve_topic_name('image')}'"
+        )
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            frame = self._input.next_frame(timeout_s=0.1)
+            if frame is None:
+                continue
+            try:
+                result = self._estimator.update(
+                    frame.rgb, frame.camera.K, frame.T_world_cam, frame.header
+                )
+            except ValueError as error:
+                self._input.drop("rejected", f"stamp {frame.stamp_ns / 1e9:.3f}: {error}")
+                continue
+            if result is not None:
+                self._publish(result)
+
+    def _publish(self, result) -> None:
+        from recon_ros.msg import FrameSufficiency
+
+        header = result.reference_stamp  # the reference image's header
+        msg = FrameSufficiency()
+        msg.header = header
+        msg.reference_stamp = header.stamp
+        msg.partner_stamps = [h.stamp for h in result.partner_stamps]
+        msg.m = int(result.m)
+        msg.count_fractions = [float(f) for f in result.count_fractions]
+        msg.k = int(result.k)
+        msg.score = float(result.score)
+        msg.threshold = float(result.threshold)
+        msg.sufficient = bool(result.sufficient)
+        self._result_pub.publish(msg)
+        counts = result.counts_full()
+        colored = self._palette[np.minimum(counts, result.m)]
+        self._color_pub.publish(
+            conversions.rgb_to_image_msg(colored, header.stamp, header.frame_id, "rgb8")
+        )
+        self._counts_pub.publish(
+            conversions.rgb_to_image_msg(
+                counts.astype(np.uint8), header.stamp, header.frame_id, "mono8"
+            )
+        )
+        self.estimates += 1
+
+    def destroy_node(self):
+        self._stop.set()
+        self._worker.join(timeout=5.0)
+        return super().destroy_node()
+
+
+def main(args=None) -> int:
+    rclpy.init(args=args)
+    try:
+        node = SufficiencyNode()
+    except (ValueError, FileNotFoundError, RuntimeError) as error:
+        rclpy.logging.get_logger("sufficiency_node").fatal(f"cannot start: {error}")
+        rclpy.try_shutdown()
+        return 1
+    executor = MultiThreadedExecutor(num_threads=2)
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0

@@ -1,0 +1,146 @@
+"""atlas_node over DDS with bad input: each bad message gives a logged reason, a counted drop and no
+crash, and the node keeps working on the next good frame."""
+
+from __future__ import annotations
+
+import array
+import math
+import time
+
+import numpy as np
+from builtin_interfaces.msg import Time
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from recon_ros.msg import AtlasStatus
+from sensor_msgs.msg import CameraInfo, Image
+from tf2_msgs.msg import TFMessage
+
+from recon_ros import conversions as cv
+from recon_ros.core.camera import PinholeCamera
+from recon_ros.render import look_at
+
+LATCHED = QoSProfile(
+    depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+)
+RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+SMALL_NODE = {
+    "world_frame": "world",
+    "tf_timeout_s": 0.3,
+    "queue_size": 100,
+    "log_throttle_s": 0.0,  # every warning, so the log can be checked for each cause
+    "device": "cpu",
+    "voxel_size_m": 0.08,
+    "window_dims": [32, 32, 32],
+    "chunk_size": 8,
+    "keyframe_min_translation_m": 0.0,
+    "keyframe_min_rotation_deg": 0.0,
+    "cnn_period_s": 0.5,
+    "publish_period_s": 0.2,
+}
+CAMERA = PinholeCamera(fx=80.0, fy=80.0, cx=63.5, cy=47.5, width=128, height=96)
+
+
+def stamp(seconds: float) -> Time:
+    return Time(sec=int(seconds), nanosec=round((seconds % 1) * 1e9))
+
+
+def drops(status: AtlasStatus) -> dict[str, int]:
+    return {d.reason: d.count for d in status.drops}
+
+
+def test_bad_input_is_dropped_with_a_logged_reason(ros_node, start_node):
+    atlas = start_node(
+        "atlas_node", SMALL_NODE, remaps={"image": "/cam/image", "camera_info": "/cam/camera_info"}
+    )
+    status = ros_node.collect(AtlasStatus, "/atlas_node/status", LATCHED)
+    status.wait_for(lambda m, _: True, 90, "atlas_node to come up", [atlas])
+    image_pub = ros_node.node.create_publisher(Image, "/cam/image", RELIABLE)
+    info_pub = ros_node.node.create_publisher(CameraInfo, "/cam/camera_info", RELIABLE)
+    tf_pub = ros_node.node.create_publisher(TFMessage, "/tf", RELIABLE)
+    deadline = time.monotonic() + 20
+    while (
+        min(
+            image_pub.get_subscription_count(),
+            info_pub.get_subscription_count(),
+            tf_pub.get_subscription_count(),
+        )
+        == 0
+    ):
+        assert time.monotonic() < deadline, "atlas_node did not subscribe"
+        time.sleep(0.05)
+    time.sleep(0.5)
+
+    rng = np.random.default_rng(1)
+    rgb = rng.integers(0, 256, (CAMERA.height, CAMERA.width, 3), dtype=np.uint8)
+    T_world_cam = look_at([-1.0, 0.0, 1.2], [1.0, 0.0, 1.0])
+
+    def expect(reason: str, count: int, what: str):
+        status.wait_for(lambda m, _: drops(m).get(reason, 0) >= count, 20, what, [atlas])
+
+    def send_image(t: float, frame="cam", **changes):
+        msg = cv.rgb_to_image_msg(rgb, stamp(t), frame)
+        for key, value in changes.items():
+            setattr(msg, key, value)
+        image_pub.publish(msg)
+
+    def send_tf(t: float, T: np.ndarray, child="cam"):
+        tf_pub.publish(
+            TFMessage(transforms=[cv.matrix_to_transform_stamped(T, stamp(t), "world", child)])
+        )
+
+    # an image before any CameraInfo
+    send_image(100.0)
+    expect("no_camera_info", 1, "no_camera_info")
+    # CameraInfo with a zero focal length
+    bad_info = cv.camera_info_msg(CAMERA, stamp(100.0), "cam")
+    bad_info.k[0] = 0.0
+    info_pub.publish(bad_info)
+    time.sleep(0.5)
+    send_image(100.1)
+    expect("bad_camera_info", 1, "bad_camera_info")
+    info_pub.publish(cv.camera_info_msg(CAMERA, stamp(100.0), "cam"))
+    time.sleep(0.5)
+    # no transform for the camera at all
+    send_image(100.2)
+    expect("no_pose", 1, "no_pose without TF")
+    # a NaN pose on /tf is refused, and the image at that time finds no pose
+    nan_pose = T_world_cam.copy()
+    nan_pose[0, 3] = math.nan
+    send_tf(100.3, nan_pose, child="cam_nan")
+    send_image(100.3, frame="cam_nan")
+    expect("no_pose", 2, "no_pose after a NaN transform")
+    # wrong encoding, zero-size image, data length that disagrees with step x height
+    send_image(100.4, encoding="yuv422")
+    expect("unsupported_encoding", 1, "unsupported_encoding")
+    send_image(100.5, height=0, width=0, step=0, data=array.array("B"))
+    send_image(100.6, data=array.array("B", bytes(10)))
+    expect("bad_image", 2, "bad_image twice")
+    assert atlas.alive()
+
+    # the next good frames are integrated
+    for i in range(3):
+        send_tf(101.0 + i, T_world_cam)
+    time.sleep(0.3)
+    send_image(101.5)
+    final = status.wait_for(
+        lambda m, _: m.frames_integrated >= 1, 30, "a good frame integrated", [atlas]
+    )
+    assert final.frames_received == 8
+    assert (
+        final.frames_integrated + final.frames_not_keyframes + final.frames_dropped
+        == final.frames_received
+    )
+    assert final.header.frame_id == "world"
+
+    log = atlas.log()
+    for cause in (
+        "no CameraInfo received yet on '/cam/camera_info'",
+        "focal length must be positive",
+        "frame 'cam' does not exist",
+        "ignored a transform on /tf",
+        "not finite",
+        "encoding 'yuv422' is not supported",
+        "empty image: 0x0",
+        "data length 10 disagrees with step x height",
+    ):
+        assert cause in log, f"log lacks '{cause}':\n{log[-3000:]}"
+    assert atlas.alive() and "Traceback" not in log

@@ -1,0 +1,66 @@
+"""The package's static files agree with the code: config/atlas.yaml lists every parameter the nodes
+declare, with the code's defaults; the launch file and CMake install what they name."""
+
+import ast
+import re
+from pathlib import Path
+
+import yaml
+
+from recon_ros.parameters import ALL_PARAMS, INPUT_PARAMS, SUFFICIENCY_PARAMS, resolve
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_config_lists_every_parameter_with_its_default():
+    config = yaml.safe_load((REPO / "config" / "atlas.yaml").read_text())
+    for node, table in (
+        ("atlas_node", ALL_PARAMS),
+        ("sufficiency_node", INPUT_PARAMS + SUFFICIENCY_PARAMS),
+    ):
+        values = config[node]["ros__parameters"]
+        assert list(values) == [p.name for p in table], node
+        for p in table:
+            assert values[p.name] == p.default, f"{node}.{p.name}"
+    resolve(config["atlas_node"]["ros__parameters"])  # in range and known
+
+
+def test_launch_file_starts_installed_executables_with_the_installed_config():
+    launch = (REPO / "launch" / "atlas.launch.py").read_text()
+    tree = ast.parse(launch)
+    executables = {
+        kw.value.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        for kw in node.keywords
+        if kw.arg == "executable" and isinstance(kw.value, ast.Constant)
+    }
+    cmake = (REPO / "CMakeLists.txt").read_text()
+    installed = set(
+        re.search(r"PROGRAMS ([^\n]+)\n\s+DESTINATION lib", cmake)
+        .group(1)
+        .replace("scripts/", "")
+        .split()
+    )
+    assert executables - {"rviz2"} <= installed
+    for name in installed:
+        assert (REPO / "scripts" / name).stat().st_mode & 0o111, f"scripts/{name} is not executable"
+    assert '"config", "atlas.yaml"' in launch and "atlas.rviz" in launch
+    assert "install(DIRECTORY launch config demo" in cmake
+    rviz = yaml.safe_load((REPO / "config" / "atlas.rviz").read_text())
+    topics = {d.get("Topic", {}).get("Value") for d in rviz["Visualization Manager"]["Displays"]}
+    assert {
+        "/atlas_node/mesh",
+        "/atlas_node/semantic_cloud",
+        "/sufficiency_node/count_image",
+    } <= topics
+
+
+def test_interfaces_listed_in_cmake_exist():
+    cmake = (REPO / "CMakeLists.txt").read_text()
+    for path in re.findall(r'"((?:msg|srv)/\w+\.(?:msg|srv))"', cmake):
+        assert (REPO / path).is_file(), path
+    on_disk = {p.relative_to(REPO).as_posix() for p in REPO.glob("msg/*.msg")} | {
+        p.relative_to(REPO).as_posix() for p in REPO.glob("srv/*.srv")
+    }
+    assert on_disk == set(re.findall(r'"((?:msg|srv)/\w+\.(?:msg|srv))"', cmake))
