@@ -12,6 +12,8 @@ from typing import Any
 
 import yaml
 
+from recon_ros.core.classes import DEFAULT_CLASSES
+
 
 @dataclass(frozen=True)
 class Param:
@@ -67,7 +69,7 @@ CORE_PARAMS = (
     Param("voxel_size_m", 0.04, "Voxel edge length in metres.", (0.01, 0.5)),
     Param(
         "window_dims",
-        [96, 96, 64],
+        [96, 96, 80],
         "Rolling window size in voxels along world x, y, z; multiples of chunk_size and of 8.",
     ),
     Param(
@@ -78,16 +80,17 @@ CORE_PARAMS = (
     ),
     Param(
         "max_map_chunks",
-        8192,
+        4096,
         "Memory cap of the global map, in chunks; beyond it the chunks farthest from the camera "
         "are evicted.",
         (16, 10_000_000),
     ),
     Param(
         "max_depth_m",
-        5.0,
-        "Voxels farther from the camera than this get no features from a frame.",
-        (0.5, 100.0),
+        0.0,
+        "Voxels farther from the camera than this get no features from a frame (0: the whole "
+        "ray, as Atlas).",
+        (0.0, 100.0),
     ),
     Param(
         "keyframe_min_translation_m",
@@ -97,6 +100,36 @@ CORE_PARAMS = (
         (0.0, 10.0),
     ),
     Param("keyframe_min_rotation_deg", 15.0, "... or turned this many degrees.", (0.0, 180.0)),
+    Param(
+        "window_mode",
+        "floor",
+        "How the window follows the camera: 'floor' (slides over the floor plane, fixed height "
+        "range from window_floor_z_m) or '3d' (follows in all three axes).",
+        choices=("floor", "3d"),
+    ),
+    Param(
+        "window_forward_offset_m",
+        1.5,
+        "The window is centred this far ahead of the camera, where it looks.",
+        (0.0, 20.0),
+    ),
+    Param(
+        "window_floor_z_m",
+        0.0,
+        "Floor height in the world frame (window_mode 'floor').",
+        (-1000.0, 1000.0),
+    ),
+    Param(
+        "window_hysteresis_m",
+        0.16,
+        "The window moves only when its target moved this much beyond a chunk boundary.",
+        (0.0, 10.0),
+    ),
+    Param(
+        "class_colors",
+        [int(v) for c in DEFAULT_CLASSES for v in c.color],
+        "Mesh and cloud colour of each semantic class, r g b per class in the model's class order.",
+    ),
 )
 CONFIG_KEYS = {
     "device": "device",
@@ -107,6 +140,11 @@ CONFIG_KEYS = {
     "max_depth_m": "max_depth",
     "keyframe_min_translation_m": "keyframe_min_translation",
     "keyframe_min_rotation_deg": "keyframe_min_rotation_deg",
+    "window_mode": "window_mode",
+    "window_forward_offset_m": "window_forward_offset",
+    "window_floor_z_m": "window_floor_z",
+    "window_hysteresis_m": "window_hysteresis",
+    "class_colors": "class_colors",
 }
 
 NODE_PARAMS = (
@@ -217,6 +255,10 @@ def core_config_dict(values: dict[str, Any]) -> dict[str, Any]:
     """The ReconstructorConfig fields among resolved parameter values."""
     config = {CONFIG_KEYS[name]: values[name] for name in CONFIG_KEYS}
     config["window_dims"] = tuple(int(d) for d in config["window_dims"])
+    colors = [int(v) for v in config["class_colors"]]
+    if len(colors) % 3:
+        raise ValueError(f"parameter class_colors has {len(colors)} values, not r g b per class")
+    config["class_colors"] = tuple(tuple(colors[i : i + 3]) for i in range(0, len(colors), 3))
     return config
 
 

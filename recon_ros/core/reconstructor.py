@@ -1,0 +1,657 @@
+"""``AtlasReconstructor``: the plain Python API of live reconstruction, shared by the ROS node, the
+offline bag replay and non-ROS users.
+
+    cfg = ReconstructorConfig(window_dims=(96, 96, 80), device="auto")
+    rec = AtlasReconstructor("recon_ros/weights/atlas_untrained.pt", cfg)
+    for image, K, T_world_cam, stamp in frames:
+        rec.integrate(image, K, T_world_cam, stamp)   # keyframes only; moves the window
+        rec.update()                                   # 3D CNN over the window -> global map
+    mesh = rec.mesh(color_by="semantic")
+    points = rec.semantic_points()
+    rec.save("run/map")
+
+Flow: ``integrate`` gates frames by motion, extracts 2D features of keyframes and back-projects
+them into the rolling window (running average). When the window must follow the camera, it first
+flushes (runs ``update`` if frames were integrated since the last one) and then shifts by whole
+chunks. ``update`` runs the 3D CNN over a snapshot of the window and merges the prediction into
+the global map where frames arrived since the previous update. ``mesh`` and ``semantic_points``
+read the map.
+
+Threads: ``integrate`` from one thread and ``update`` / ``mesh`` / ``semantic_points`` from
+another is safe. ``update`` holds the window lock only to copy the window, runs the CNN without
+locks and merges under the map's lock using the snapshot's origin, even if the window moved
+meanwhile; meshing runs marching cubes outside the map lock. Memory is bounded: the window has
+fixed dims and the map evicts chunks beyond ``max_map_chunks``.
+"""
+
+import json
+import math
+import os
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from recon_ros.core.atlas_model import AtlasModel, feature_intrinsics
+from recon_ros.core.atomic_io import atomic_write
+from recon_ros.core.backbone import FEATURE_STRIDE
+from recon_ros.core.camera import (
+    PinholeCamera,
+    image_to_tensor,
+    resize_image_tensor,
+    validate_image,
+    validate_intrinsics,
+)
+from recon_ros.core.checkpoint import load_atlas_model
+from recon_ros.core.classes import DEFAULT_CLASSES, palette
+from recon_ros.core.device import resolve_device
+from recon_ros.core.geometry import validate_pose
+from recon_ros.core.global_map import MAX_WEIGHT_CAP, GlobalMap
+from recon_ros.core.keyframes import KeyframeGate
+from recon_ros.core.meshing import (
+    COLOR_MODES,
+    Mesh,
+    SemanticPointCloud,
+    colorize_mesh,
+    semantic_point_cloud,
+)
+from recon_ros.core.model3d import DIMS_MULTIPLE
+from recon_ros.core.timing import StageTimer, StageTiming
+from recon_ros.core.volume import RollingFeatureVolume
+from recon_ros.core.window_policy import WindowPolicy, WindowPolicyConfig
+
+MAP_FORMAT = "recon_ros.atlas_map"
+MAP_FORMAT_VERSION = 1
+MAP_ARRAYS_FILE = "map.npz"
+MAP_METADATA_FILE = "map.json"
+#: Stages reported in ``stats.timings``.
+STAGES = ("feature_extraction", "backprojection", "window_shift", "cnn_3d", "merge", "meshing")
+#: ``ReconstructorConfig`` fields where None means "take the model's / derived value"; in
+#: ``from_dict`` an empty string means None too (ROS parameters cannot be None).
+_OPTIONAL_FIELDS = (
+    "voxel_size",
+    "image_size",
+    "max_depth",
+    "window_floor_z",
+    "point_cell_size",
+    "class_colors",
+)
+
+
+@dataclass(frozen=True)
+class ReconstructorConfig:
+    """Settings of ``AtlasReconstructor``.
+
+    Attributes:
+        voxel_size: metres; None: the model's (4 cm by default). Other values work but differ
+            from what the model was trained on.
+        window_dims: rolling window in voxels, multiples of ``chunk_size``. Default
+            (96, 96, 80): 3.84 x 3.84 m around the point ahead of the camera, and with the floor at
+            z = 0 the window spans z = -0.64 .. 2.56 m, room for a 2.5 m ceiling.
+        chunk_size: map chunk edge in voxels (multiple of 8); the window moves in these steps.
+        max_map_chunks: memory cap of the global map (40 KiB per 16^3 chunk: 4096 ~ 160 MiB).
+        map_weight_cap: largest per-voxel observation weight in the map.
+        image_size: (width, height) network input, multiples of 32; None: the model's.
+        max_depth: back-projection depth limit in metres; None: the model's; 0: no limit.
+        device: "auto" (CUDA if available), "cpu", "cuda", "cuda:N".
+        keyframe_min_translation: metres (0 disables the test).
+        keyframe_min_rotation_deg: degrees (0 disables the test).
+        window_*: placement of the window, see ``core.window_policy``.
+        mesh_saturation: |TSDF| beyond which voxels count as outside the surface band.
+        point_cell_size: spacing of ``semantic_points``; None: the voxel size.
+        class_colors: per-class RGB colours overriding the palette of ``core.classes``.
+
+    Nothing in the reconstructor is random: the same frames give the same map.
+    """
+
+    voxel_size: float | None = None
+    window_dims: tuple[int, int, int] = (96, 96, 80)
+    chunk_size: int = 16
+    max_map_chunks: int = 4096
+    map_weight_cap: int = 64
+    image_size: tuple[int, int] | None = None
+    max_depth: float | None = None
+    device: str = "auto"
+    keyframe_min_translation: float = 0.1
+    keyframe_min_rotation_deg: float = 15.0
+    window_mode: str = "floor"
+    window_forward_offset: float = 1.5
+    window_floor_z: float | None = 0.0
+    window_floor_margin: float = 0.1
+    window_vertical_offset: float = 0.0
+    window_hysteresis: float = 0.16
+    mesh_saturation: float = 0.99
+    point_cell_size: float | None = None
+    class_colors: tuple[tuple[int, int, int], ...] | None = None
+
+    def __post_init__(self) -> None:
+        def positive(name: str, value, allow_none: bool = False) -> None:
+            if value is None and allow_none:
+                return
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+                raise ValueError(f"{name}: must be a positive number, got {value!r}")
+
+        positive("voxel_size", self.voxel_size, allow_none=True)
+        positive("point_cell_size", self.point_cell_size, allow_none=True)
+        if self.max_depth is not None and (
+            not isinstance(self.max_depth, (int, float)) or not self.max_depth >= 0
+        ):
+            raise ValueError(
+                f"max_depth: must be >= 0 (0: no limit) or None, got {self.max_depth!r}"
+            )
+        if int(self.chunk_size) != self.chunk_size or self.chunk_size <= 0:
+            raise ValueError(f"chunk_size: must be a positive integer, got {self.chunk_size!r}")
+        if self.chunk_size % DIMS_MULTIPLE:
+            raise ValueError(
+                f"chunk_size: must be a multiple of {DIMS_MULTIPLE} (the 3D network's "
+                f"downsampling), got {self.chunk_size}"
+            )
+        dims = tuple(int(d) for d in self.window_dims)
+        if len(dims) != 3 or min(dims) <= 0 or any(d % self.chunk_size for d in dims):
+            raise ValueError(
+                f"window_dims: expected three positive multiples of chunk_size={self.chunk_size}, "
+                f"got {self.window_dims}"
+            )
+        object.__setattr__(self, "window_dims", dims)
+        window_chunks = math.prod(d // self.chunk_size for d in dims)
+        if int(self.max_map_chunks) != self.max_map_chunks or self.max_map_chunks < window_chunks:
+            raise ValueError(
+                f"max_map_chunks: must be an integer >= the {window_chunks} chunks of the window, "
+                f"got {self.max_map_chunks}"
+            )
+        if not 1 <= self.map_weight_cap <= MAX_WEIGHT_CAP:
+            raise ValueError(
+                f"map_weight_cap: must be in [1, {MAX_WEIGHT_CAP}], got {self.map_weight_cap}"
+            )
+        if self.image_size is not None:
+            size = tuple(int(s) for s in self.image_size)
+            if len(size) != 2 or min(size) <= 0 or any(s % 32 for s in size):
+                raise ValueError(
+                    f"image_size: (width, height) multiples of 32, got {self.image_size}"
+                )
+            object.__setattr__(self, "image_size", size)
+        for name in ("keyframe_min_translation", "keyframe_min_rotation_deg"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"{name}: must be >= 0 (0 disables), got {value!r}")
+        if not isinstance(self.device, str) or not self.device:
+            raise ValueError(f"device: expected 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")
+        if not 0.0 < self.mesh_saturation <= 1.0:
+            raise ValueError(f"mesh_saturation: must be in (0, 1], got {self.mesh_saturation}")
+        if self.class_colors is not None:
+            colors = tuple(tuple(int(c) for c in color) for color in self.class_colors)
+            if any(len(c) != 3 or min(c) < 0 or max(c) > 255 for c in colors):
+                raise ValueError(
+                    f"class_colors: expected [r, g, b] triples in 0..255, got {self.class_colors}"
+                )
+            object.__setattr__(self, "class_colors", colors)
+        self.window_policy_config()  # validates the window_* fields
+
+    def window_policy_config(self) -> WindowPolicyConfig:
+        return WindowPolicyConfig(
+            mode=self.window_mode,
+            forward_offset=self.window_forward_offset,
+            floor_z=self.window_floor_z,
+            floor_margin=self.window_floor_margin,
+            vertical_offset=self.window_vertical_offset,
+            hysteresis=self.window_hysteresis,
+        )
+
+    @classmethod
+    def from_dict(cls, values: Mapping) -> "ReconstructorConfig":
+        """Config from YAML or ROS parameter values: unknown keys raise ValueError, lists become
+        tuples, and for the optional fields an empty string means None."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"reconstructor config: unknown keys {unknown}")
+        cleaned = {}
+        for key, raw in values.items():
+            value = raw
+            if key in _OPTIONAL_FIELDS and (raw is None or raw == ""):
+                value = None
+            elif isinstance(raw, list):
+                value = tuple(tuple(v) if isinstance(v, list) else v for v in raw)
+            cleaned[key] = value
+        try:
+            return cls(**cleaned)
+        except TypeError as error:
+            raise ValueError(f"reconstructor config: {error}") from error
+
+    def to_dict(self) -> dict:
+        """JSON-able dict (tuples become lists)."""
+        return json.loads(json.dumps(asdict(self)))
+
+
+@dataclass(frozen=True)
+class IntegrateResult:
+    """What ``integrate`` did with a frame.
+
+    Attributes:
+        integrated: the frame was back-projected into the window.
+        reason: ``"integrated"`` or ``"not_keyframe"``.
+        window_shifted: the window moved before integrating this frame.
+        flushed: ``update`` ran before the shift so nothing observed was lost.
+        voxels_seen: window voxels inside the frame's frustum.
+        stamp: the frame's time stamp (seconds).
+    """
+
+    integrated: bool
+    reason: str
+    window_shifted: bool = False
+    flushed: bool = False
+    voxels_seen: int = 0
+    stamp: float = 0.0
+
+
+@dataclass(frozen=True)
+class UpdateResult:
+    """What ``update`` did: ``ran`` is False when there was nothing new to predict."""
+
+    ran: bool
+    chunks_updated: int = 0
+    chunks_created: int = 0
+    voxels_updated: int = 0
+    chunks_evicted: int = 0
+
+
+@dataclass(frozen=True)
+class WindowInfo:
+    """The rolling window: ``origin`` (3,) world centre of voxel (0, 0, 0), ``origin_index``
+    (3,) its integer voxel index, ``dims``, ``voxel_size``; ``placed`` is False until the first
+    keyframe positions it; ``bounds`` gives the lower and upper corners in metres."""
+
+    origin: np.ndarray
+    origin_index: np.ndarray
+    dims: tuple[int, int, int]
+    voxel_size: float
+    placed: bool = True
+
+    @property
+    def bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        lower = self.origin - 0.5 * self.voxel_size
+        return lower, lower + np.asarray(self.dims) * self.voxel_size
+
+
+@dataclass(frozen=True)
+class ReconstructorStats:
+    """Counters and per-stage timings (milliseconds, last and mean)."""
+
+    counters: dict[str, int]
+    timings: dict[str, StageTiming]
+    map_chunks: int
+    map_bytes: int
+    map_chunks_evicted: int
+
+    def as_dict(self) -> dict:
+        return {
+            "counters": dict(self.counters),
+            "timings": {k: asdict(v) for k, v in self.timings.items()},
+            "map_chunks": self.map_chunks,
+            "map_bytes": self.map_bytes,
+            "map_chunks_evicted": self.map_chunks_evicted,
+        }
+
+
+_COUNTERS = (
+    "frames_received",
+    "keyframes_integrated",
+    "frames_skipped_not_keyframe",
+    "updates",
+    "window_shifts",
+    "flushes",
+    "unmerged_voxels_dropped",
+    "chunks_evicted",
+)
+
+
+@dataclass
+class _State:
+    counters: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_COUNTERS, 0))
+    last_camera_position: np.ndarray | None = None
+    #: False until the first keyframe places the window (it waits around the world origin).
+    window_placed: bool = False
+
+
+class AtlasReconstructor:
+    """Live Atlas reconstruction into a persistent, labelled global map.
+
+    Args:
+        model: an ``AtlasModel`` or the path of a checkpoint (``core.checkpoint``).
+        config: settings (default ``ReconstructorConfig()``).
+    """
+
+    def __init__(
+        self, model: AtlasModel | str | os.PathLike, config: ReconstructorConfig | None = None
+    ) -> None:
+        self.config = config or ReconstructorConfig()
+        self.device = resolve_device(self.config.device)
+        if isinstance(model, (str, os.PathLike)):
+            model, self.model_metadata = load_atlas_model(model, self.device)
+        elif isinstance(model, AtlasModel):
+            model = model.to(self.device).eval()
+            self.model_metadata = {"model_config": model.config.to_dict(), "trained": None}
+        else:
+            raise ValueError(
+                f"model: expected an AtlasModel or a checkpoint path, got {type(model).__name__}"
+            )
+        self.model = model
+        model_config = model.config
+        cfg = self.config
+        self.voxel_size = float(cfg.voxel_size or model_config.voxel_size)
+        self.image_size = tuple(cfg.image_size or model_config.image_size)
+        if cfg.max_depth is None:
+            self.max_depth = model_config.max_depth
+        else:
+            self.max_depth = None if cfg.max_depth == 0 else float(cfg.max_depth)
+        self.class_names = tuple(model_config.class_names)
+        self.color_table = self._color_table()
+        self.window_dims = cfg.window_dims
+        self.policy = WindowPolicy(
+            cfg.window_dims, self.voxel_size, cfg.chunk_size, cfg.window_policy_config()
+        )
+        self.map = GlobalMap(
+            self.voxel_size,
+            cfg.chunk_size,
+            cfg.max_map_chunks,
+            cfg.map_weight_cap,
+            cfg.mesh_saturation,
+        )
+        self._gate = KeyframeGate(cfg.keyframe_min_translation, cfg.keyframe_min_rotation_deg)
+        synchronize = torch.cuda.synchronize if self.device.type == "cuda" else None
+        self._timer = StageTimer(synchronize)
+        self._state = _State()
+        self._initial_origin_index = self.policy.snap(np.zeros(3))
+        self._volume = self._new_volume(self._initial_origin_index)
+        # integrate() is serialised by _integrate_lock; the window by _window_lock; update() by
+        # _update_lock (so a flush and a background update never run the CNN at once); the map
+        # has its own lock inside GlobalMap.
+        self._integrate_lock = threading.Lock()
+        self._window_lock = threading.RLock()
+        self._update_lock = threading.Lock()
+        self._counter_lock = threading.Lock()
+
+    # --- helpers -------------------------------------------------------------------------------
+
+    def _color_table(self) -> np.ndarray:
+        """(256, 3) uint8 class colours: the config's, else the default colour of each class name
+        the model knows, grey otherwise."""
+        if self.config.class_colors is not None:
+            if len(self.config.class_colors) != len(self.class_names):
+                raise ValueError(
+                    f"class_colors: {len(self.config.class_colors)} colours for "
+                    f"{len(self.class_names)} classes"
+                )
+            table = np.full((256, 3), 128, np.uint8)
+            table[: len(self.class_names)] = np.asarray(self.config.class_colors, np.uint8)
+            return table
+        defaults = {c.name: c.color for c in DEFAULT_CLASSES}
+        table = palette(())
+        for i, name in enumerate(self.class_names):
+            if name in defaults:
+                table[i] = defaults[name]
+        return table
+
+    def _count(self, name: str, amount: int = 1) -> None:
+        with self._counter_lock:
+            self._state.counters[name] += amount
+
+    def _new_volume(self, origin_index: np.ndarray) -> RollingFeatureVolume:
+        return RollingFeatureVolume(
+            self.window_dims,
+            self.voxel_size,
+            self.config.chunk_size,
+            self.model.config.feature_channels,
+            device=self.device,
+            max_depth=self.max_depth,
+            origin_index=origin_index,
+        )
+
+    # --- public API ----------------------------------------------------------------------------
+
+    def integrate(
+        self, image: np.ndarray, K: np.ndarray, T_world_cam: np.ndarray, stamp: float = 0.0
+    ) -> IntegrateResult:
+        """Offer a frame; keyframes are back-projected into the window.
+
+        Args:
+            image: (H, W, 3) uint8 RGB, rectified.
+            K: (3, 3) intrinsics of ``image``.
+            T_world_cam: (4, 4) pose of the optical frame in the world.
+            stamp: time stamp in seconds (reported back, kept for bookkeeping).
+
+        Raises:
+            ValueError: empty or malformed image, bad intrinsics (zero focal length, NaN), a pose
+                that is not rigid or holds NaN, a non-finite stamp.
+        """
+        validate_image(image)
+        K = validate_intrinsics(K)
+        T_world_cam = validate_pose(T_world_cam)
+        if not isinstance(stamp, (int, float)) or not math.isfinite(stamp):
+            raise ValueError(f"stamp: must be a finite number of seconds, got {stamp!r}")
+        camera = PinholeCamera.from_matrix(K, image.shape[1], image.shape[0])
+        with self._integrate_lock:
+            self._count("frames_received")
+            if not self._gate.is_keyframe(T_world_cam):
+                self._count("frames_skipped_not_keyframe")
+                return IntegrateResult(False, "not_keyframe", stamp=float(stamp))
+            width, height = self.image_size
+            with self._timer.measure("feature_extraction"), torch.inference_mode():
+                pixels = image_to_tensor(image, self.device)
+                network_image = resize_image_tensor(pixels, width, height)
+                features = self.model.extract_features(network_image[None])[0]
+                feature_height, feature_width = features.shape[-2:]
+                small_rgb = resize_image_tensor(pixels, feature_width, feature_height)
+                K_net = torch.as_tensor(
+                    camera.resized(width, height).K, dtype=torch.float32, device=self.device
+                )
+                K_features = feature_intrinsics(K_net, FEATURE_STRIDE)
+            volume = self._volume
+            placed = self._state.window_placed
+            current = volume.origin_index if placed else None
+            target = self.policy.next_origin_index(T_world_cam, current)
+            shifted = flushed = False
+            if not placed:
+                with self._window_lock:
+                    volume.reset(target)
+                self._state.window_placed = True
+            elif not np.array_equal(target, current):
+                if volume.frames_since_snapshot > 0:
+                    self.update()
+                    flushed = True
+                    self._count("flushes")
+                with self._timer.measure("window_shift"), self._window_lock:
+                    shift = volume.shift_to(target)
+                shifted = True
+                self._count("window_shifts")
+                self._count("unmerged_voxels_dropped", shift.unmerged_voxels_dropped)
+            pose = torch.as_tensor(T_world_cam, dtype=torch.float32, device=self.device)
+            with self._timer.measure("backprojection"), self._window_lock, torch.inference_mode():
+                seen = volume.integrate(features, small_rgb, K_features, pose)
+            self._gate.accept(T_world_cam)
+            self._state.last_camera_position = T_world_cam[:3, 3].copy()
+            self._count("keyframes_integrated")
+            return IntegrateResult(True, "integrated", shifted, flushed, seen, float(stamp))
+
+    def update(self, force: bool = False) -> UpdateResult:
+        """Run the 3D CNN over the window and merge the prediction into the global map where
+        frames arrived since the previous update. Does nothing (``ran=False``) when no frame
+        arrived, unless ``force``."""
+        with self._update_lock:
+            with self._window_lock:
+                volume = self._volume
+                if not self._state.window_placed or (
+                    volume.frames_since_snapshot == 0 and not force
+                ):
+                    return UpdateResult(False)
+                with torch.inference_mode():
+                    snapshot = volume.snapshot()
+            with self._timer.measure("cnn_3d"), torch.inference_mode():
+                outputs = self.model.forward_volume(snapshot.network_input)
+                tsdf = outputs.tsdf[-1][0, 0]
+                if outputs.semantic_logits is not None:
+                    probabilities = torch.softmax(outputs.semantic_logits[0].float(), dim=0)
+                    confidence, labels = probabilities.max(dim=0)
+                else:
+                    confidence = torch.zeros_like(tsdf)
+                    labels = torch.full_like(tsdf, 255, dtype=torch.long)
+                rgb = (snapshot.mean_rgb.clamp(0, 1) * 255).round().to(torch.uint8)
+                arrays = {
+                    "tsdf": tsdf.float().cpu().numpy(),
+                    "labels": labels.to(torch.uint8).cpu().numpy(),
+                    "confidence": confidence.float().cpu().numpy(),
+                    "rgb": rgb.permute(1, 2, 3, 0).cpu().numpy(),
+                    "weight": snapshot.new_weight.float().cpu().numpy(),
+                }
+            keep_near = self._state.last_camera_position
+            with self._timer.measure("merge"):
+                merged = self.map.merge(
+                    snapshot.origin_index * self.voxel_size, keep_near=keep_near, **arrays
+                )
+            self._count("updates")
+            self._count("chunks_evicted", merged.chunks_evicted)
+            return UpdateResult(
+                True,
+                merged.chunks_updated,
+                merged.chunks_created,
+                merged.voxels_updated,
+                merged.chunks_evicted,
+            )
+
+    def mesh(self, color_by: str = "semantic") -> Mesh:
+        """Mesh of the global map as of the last ``update``.
+
+        Returns:
+            ``Mesh``: vertices (N, 3) float32 world metres, faces (M, 3) int32, colors (N, 3)
+            uint8 (class colours for ``"semantic"``, image colours for ``"rgb"``), labels (N,)
+            uint8, confidence (N,) float32, rgb (N, 3) uint8.
+        """
+        if color_by not in COLOR_MODES:
+            raise ValueError(f"color_by: expected one of {COLOR_MODES}, got {color_by!r}")
+        with self._timer.measure("meshing"):
+            mesh = self.map.mesh()
+            return colorize_mesh(mesh, color_by, self.color_table)
+
+    def semantic_points(self) -> SemanticPointCloud:
+        """Surface points of the map, one per ``point_cell_size`` cell: xyz (N, 3) float32, rgb
+        (N, 3) uint8 image colour, label (N,) uint8, confidence (N,) float32."""
+        cell = self.config.point_cell_size or self.voxel_size
+        return semantic_point_cloud(self.map.mesh(), cell)
+
+    @property
+    def window(self) -> WindowInfo:
+        """The current window (before the first keyframe: around the world origin)."""
+        with self._window_lock:
+            volume = self._volume
+            return WindowInfo(
+                volume.origin,
+                volume.origin_index,
+                volume.dims,
+                self.voxel_size,
+                self._state.window_placed,
+            )
+
+    @property
+    def stats(self) -> ReconstructorStats:
+        """Counters (frames received, keyframes integrated, frames skipped as not keyframes,
+        updates, window shifts, flushes, unmerged voxels dropped by shifts, chunks evicted) and
+        timings of the stages ``STAGES``."""
+        with self._counter_lock:
+            counters = dict(self._state.counters)
+        return ReconstructorStats(
+            counters,
+            self._timer.snapshot(),
+            self.map.num_chunks,
+            self.map.nbytes,
+            self.map.evictions,
+        )
+
+    def reset(self) -> None:
+        """Forget the window, the map, the keyframe history, counters and timings."""
+        with self._integrate_lock, self._update_lock, self._window_lock:
+            self._state = _State()
+            self._volume.reset(self._initial_origin_index)
+            self.map.clear()
+            self._gate.reset()
+            self._timer.reset()
+
+    # --- persistence ---------------------------------------------------------------------------
+
+    def save(self, directory: str | os.PathLike) -> Path:
+        """Save the global map and its metadata into ``directory`` (created if needed):
+        ``map.npz`` (chunk arrays) and ``map.json`` (format, version, grid, classes, model
+        config, counters). Each file is written atomically; ``map.json`` last."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        arrays = self.map.to_arrays()
+        metadata = {
+            "format": MAP_FORMAT,
+            "format_version": MAP_FORMAT_VERSION,
+            "voxel_size": self.voxel_size,
+            "chunk_size": self.config.chunk_size,
+            "num_chunks": len(arrays["keys"]),
+            "class_names": list(self.class_names),
+            "model_config": self.model.config.to_dict(),
+            "model_trained": self.model_metadata.get("trained"),
+            "config": self.config.to_dict(),
+            "counters": self.stats.counters,
+            "saved_at_unix": time.time(),
+        }
+        atomic_write(directory / MAP_ARRAYS_FILE, lambda f: np.savez_compressed(f, **arrays))
+        text = json.dumps(metadata, indent=2).encode()
+        atomic_write(directory / MAP_METADATA_FILE, lambda f: f.write(text))
+        return directory
+
+    @classmethod
+    def load(
+        cls,
+        directory: str | os.PathLike,
+        model: AtlasModel | str | os.PathLike,
+        config: ReconstructorConfig | None = None,
+    ) -> "AtlasReconstructor":
+        """A reconstructor with the map saved in ``directory`` (the window starts empty).
+
+        Raises:
+            FileNotFoundError: ``directory`` lacks the map files.
+            ValueError: unknown format or version, or a voxel size, chunk size or class list
+                different from this reconstructor's.
+        """
+        directory = Path(directory)
+        metadata_path, arrays_path = directory / MAP_METADATA_FILE, directory / MAP_ARRAYS_FILE
+        for path in (metadata_path, arrays_path):
+            if not path.is_file():
+                raise FileNotFoundError(f"map: no {path.name} in {directory}")
+        try:
+            metadata = json.loads(metadata_path.read_text())
+        except json.JSONDecodeError as error:
+            raise ValueError(f"map: {metadata_path} is not valid JSON ({error})") from error
+        if metadata.get("format") != MAP_FORMAT:
+            raise ValueError(f"map: {directory} is not a recon_ros Atlas map")
+        if metadata.get("format_version") != MAP_FORMAT_VERSION:
+            raise ValueError(
+                f"map: format version {metadata.get('format_version')}, this code reads "
+                f"{MAP_FORMAT_VERSION}"
+            )
+        reconstructor = cls(model, config)
+        if not math.isclose(metadata["voxel_size"], reconstructor.voxel_size, rel_tol=1e-9):
+            raise ValueError(
+                f"map: voxel_size {metadata['voxel_size']} differs from the reconstructor's "
+                f"{reconstructor.voxel_size}"
+            )
+        if metadata["chunk_size"] != reconstructor.config.chunk_size:
+            raise ValueError(
+                f"map: chunk_size {metadata['chunk_size']} differs from the reconstructor's "
+                f"{reconstructor.config.chunk_size}"
+            )
+        if tuple(metadata["class_names"]) != reconstructor.class_names:
+            raise ValueError(
+                f"map: classes {metadata['class_names']} differ from the model's "
+                f"{list(reconstructor.class_names)}"
+            )
+        with np.load(arrays_path, allow_pickle=False) as data:
+            reconstructor.map.load_arrays({name: data[name] for name in data.files})
+        return reconstructor
