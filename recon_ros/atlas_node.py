@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -72,9 +73,18 @@ class AtlasNode(Node):
             SaveMap, "~/save_map", self._on_save, callback_group=self._mapping_group
         )
         self.create_service(Trigger, "~/reset", self._on_reset, callback_group=self._mapping_group)
-        self.create_timer(self._cnn_period, self._on_cnn_timer, callback_group=self._mapping_group)
+        # Processing periods are compute scheduling, measured on the steady clock: with
+        # use_sim_time a bag's /clock stops when it ends, and the last frames must still be mapped.
+        # Outputs carry the stamps of the images they come from (bag time under use_sim_time).
+        steady = Clock(clock_type=ClockType.STEADY_TIME)
         self.create_timer(
-            self._publish_period, self._on_publish_timer, callback_group=self._mapping_group
+            self._cnn_period, self._on_cnn_timer, callback_group=self._mapping_group, clock=steady
+        )
+        self.create_timer(
+            self._publish_period,
+            self._on_publish_timer,
+            callback_group=self._mapping_group,
+            clock=steady,
         )
 
         self._counts_lock = threading.Lock()

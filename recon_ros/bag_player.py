@@ -178,6 +178,7 @@ def main(args=None) -> int:
         pass
     finally:
         executor.shutdown()
+        spinner.join(timeout=5.0)  # the spinning thread must be out of rcl before teardown
         player.destroy_node()
         rclpy.try_shutdown()
     return 0

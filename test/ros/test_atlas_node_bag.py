@@ -1,0 +1,143 @@
+"""atlas_node end to end over DDS: the demo bag played live by bag_player (with /clock, the node on
+use_sim_time), as on a robot. Mesh, cloud and status arrive in the world frame, non-empty and inside
+the volumes the window covered; the status accounts for every image sent; save_map and reset
+work. (That the mesh lies where the scene is belongs to the trained-weights tests.)"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from recon_ros.msg import AtlasStatus
+from recon_ros.srv import SaveMap
+from sensor_msgs.msg import PointCloud2
+from std_srvs.srv import Trigger
+from visualization_msgs.msg import Marker
+
+from recon_ros import conversions as cv
+from recon_ros.bagfile import BagReader
+from recon_ros.demo import default_demo_bag
+from recon_ros.ply import read_ply
+from recon_ros.tf_buffer import TransformBuffer
+
+LATCHED = QoSProfile(
+    depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+)
+IMAGE_TOPIC = "/camera/color/image_raw"
+
+
+def camera_positions(bag_path) -> tuple[set[int], np.ndarray]:
+    """The image stamps (ns) and the world positions of the camera at them."""
+    buffer = TransformBuffer(cache_time_s=3600)
+    stamps = []
+    with BagReader(bag_path) as bag:
+        for topic, _, _, msg in bag.messages(["/tf", "/tf_static", IMAGE_TOPIC]):
+            if topic == IMAGE_TOPIC:
+                stamps.append((cv.stamp_to_ns(msg.header.stamp), msg.header.frame_id))
+            else:
+                buffer.set_tf_message(msg, static=topic == "/tf_static")
+    positions = np.array([buffer.lookup("world", frame, ns)[:3, 3] for ns, frame in stamps])
+    return {ns for ns, _ in stamps}, positions
+
+
+@pytest.mark.timeout(600)
+def test_demo_bag_replayed_live(ros_node, start_node, tmp_path):
+    bag = default_demo_bag()
+    image_stamps, positions = camera_positions(bag)
+    images = len(image_stamps)
+    atlas = start_node(
+        "atlas_node",
+        {
+            "use_sim_time": True,
+            "device": "cpu",
+            "queue_size": 1000,  # keep every frame: the counts below must match exactly
+            "cnn_period_s": 1.0,
+            "publish_period_s": 0.25,
+            "output_directory": str(tmp_path / "saved"),
+        },
+        remaps={"image": IMAGE_TOPIC, "camera_info": "/camera/color/camera_info"},
+    )
+    status = ros_node.collect(AtlasStatus, "/atlas_node/status", LATCHED)
+    meshes = ros_node.collect(Marker, "/atlas_node/mesh", LATCHED)
+    clouds = ros_node.collect(PointCloud2, "/atlas_node/semantic_cloud", LATCHED)
+
+    deadline = time.monotonic() + 120
+    while ros_node.node.count_subscribers(IMAGE_TOPIC) == 0:
+        assert atlas.alive(), atlas.log()
+        assert time.monotonic() < deadline, "atlas_node never subscribed to the image topic"
+        time.sleep(0.1)
+
+    player = start_node(
+        "bag_player",
+        {"bag": str(bag), "rate": 2.0, "clock": True, "wait_for_subscribers": [IMAGE_TOPIC]},
+    )
+
+    def settled(m, _):
+        accounted = m.frames_integrated + m.frames_not_keyframes + m.frames_dropped
+        return m.frames_received == images and accounted == images
+
+    # The bag's /clock stops when it ends; the node must still finish the frames it queued.
+    final = status.wait_for(settled, 300, "every image accounted for", [atlas])
+    assert final.frames_dropped == 0, {d.reason: d.count for d in final.drops if d.count}
+    assert final.frames_integrated > 0 and final.frames_not_keyframes > 0  # keyframe gating at work
+    assert player.stop() == 0, player.log()
+    # the map published after the last integration: a CNN run that saw every integrated frame
+    cnn_runs = final.cnn_updates
+    status.wait_for(
+        lambda m, _: m.cnn_updates > cnn_runs or m.cnn_updates > 0, 60, "a CNN run", [atlas]
+    )
+    marker = meshes.wait_for(lambda m, _: len(m.points) > 0, 60, "a non-empty mesh", [atlas])
+    cloud_msg = clouds.wait_for(lambda m, _: m.width > 0, 60, "a non-empty cloud", [atlas])
+    last = status.last
+
+    # frames, stamps (the images', in bag time under use_sim_time) and bounds
+    assert marker.header.frame_id == cloud_msg.header.frame_id == last.header.frame_id == "world"
+    for msg in (marker, cloud_msg, last):
+        assert cv.stamp_to_ns(msg.header.stamp) in image_stamps
+    assert marker.type == Marker.TRIANGLE_LIST and len(marker.points) % 3 == 0
+    assert len(marker.colors) == len(marker.points)
+    window_extent = np.array(last.volume_dims) * last.voxel_size
+    lower = positions.min(axis=0) - window_extent
+    upper = positions.max(axis=0) + window_extent
+    z_low = last.volume_origin.z - last.voxel_size
+    z_high = last.volume_origin.z + window_extent[2]
+    vertices = cv.marker_to_mesh(marker).vertices
+    cloud = cv.pointcloud2_to_array(cloud_msg)
+    xyz = np.stack([cloud["x"], cloud["y"], cloud["z"]], axis=1)
+    for name, points in (("mesh", vertices), ("cloud", xyz)):
+        assert np.all(points[:, :2] >= lower[:2]) and np.all(points[:, :2] <= upper[:2]), name
+        assert np.all(points[:, 2] >= z_low) and np.all(points[:, 2] <= z_high), name
+    assert [f.name for f in cloud_msg.fields] == ["x", "y", "z", "rgb", "confidence", "label"]
+    assert cloud["label"].max() < 9 and np.all(
+        (cloud["confidence"] >= 0) & (cloud["confidence"] <= 1)
+    )
+    timings = {t.name: t for t in last.timings}
+    assert timings["backprojection"].count >= final.frames_integrated
+    assert timings["cnn_3d"].count >= 1
+
+    # save_map writes into the output directory only
+    refused = ros_node.call(SaveMap, "/atlas_node/save_map", SaveMap.Request(name="../escape"))
+    assert not refused.success and "refused" in refused.message
+    saved = ros_node.call(
+        SaveMap, "/atlas_node/save_map", SaveMap.Request(name="bag_test"), timeout=120
+    )
+    assert saved.success, saved.message
+    assert saved.mesh_path == str(tmp_path / "saved" / "bag_test.ply")
+    ply = read_ply(saved.mesh_path)
+    assert len(ply["faces"]) > 0 and set(ply) >= {
+        "vertices",
+        "faces",
+        "colors",
+        "label",
+        "confidence",
+    }
+    assert (tmp_path / "saved" / "bag_test_map").is_dir()
+
+    # reset clears the map: the mesh marker is deleted and the status shows no chunks
+    assert ros_node.call(Trigger, "/atlas_node/reset", Trigger.Request()).success
+    meshes.wait_for(
+        lambda m, _: m.action == Marker.DELETE, 30, "the mesh deleted after reset", [atlas]
+    )
+    assert atlas.alive() and "Traceback" not in atlas.log()

@@ -1,0 +1,71 @@
+"""sufficiency_node end to end over DDS: the demo bag played live; the sufficiency message and the
+count images arrive with the stamps and frames of reference images from the bag."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from recon_ros.msg import FrameSufficiency
+from sensor_msgs.msg import Image
+
+from recon_ros import conversions as cv
+from recon_ros.bagfile import BagReader
+from recon_ros.demo import default_demo_bag
+
+IMAGE_TOPIC = "/camera/color/image_raw"
+RELIABLE = QoSProfile(
+    depth=100, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.VOLATILE
+)
+
+
+@pytest.mark.timeout(600)
+def test_sufficiency_estimates_follow_reference_frames(ros_node, start_node):
+    bag = default_demo_bag()
+    with BagReader(bag) as reader:
+        headers = [msg.header for _, _, _, msg in reader.messages([IMAGE_TOPIC])]
+        first = next(reader.messages([IMAGE_TOPIC])).msg
+    stamps = {cv.stamp_to_ns(h.stamp) for h in headers}
+    node = start_node(
+        "sufficiency_node",
+        {"device": "cpu", "queue_size": 1000},
+        remaps={"image": IMAGE_TOPIC, "camera_info": "/camera/color/camera_info"},
+    )
+    results = ros_node.collect(FrameSufficiency, "/sufficiency_node/sufficiency", RELIABLE)
+    colored = ros_node.collect(Image, "/sufficiency_node/count_image", RELIABLE)
+    raw = ros_node.collect(Image, "/sufficiency_node/counts", RELIABLE)
+    player = start_node(
+        "bag_player", {"bag": str(bag), "rate": 2.0, "wait_for_subscribers": [IMAGE_TOPIC]}
+    )
+    results.wait_for(lambda m, all_: len(all_) >= 3, 300, "three sufficiency estimates", [node])
+    assert player.stop() == 0
+
+    for msg in results.messages:
+        assert cv.stamp_to_ns(msg.reference_stamp) in stamps
+        assert (
+            msg.header.stamp == msg.reference_stamp and msg.header.frame_id == first.header.frame_id
+        )
+        assert len(msg.partner_stamps) == msg.m and all(
+            cv.stamp_to_ns(s) in stamps for s in msg.partner_stamps
+        )
+        assert cv.stamp_to_ns(msg.reference_stamp) not in {
+            cv.stamp_to_ns(s) for s in msg.partner_stamps
+        }
+        assert len(msg.count_fractions) == msg.m + 1
+        assert abs(sum(msg.count_fractions) - 1.0) < 1e-4
+        assert abs(msg.score - sum(msg.count_fractions[msg.k :])) < 1e-4
+        assert msg.sufficient == (msg.score >= msg.threshold)
+    raw.wait_for(
+        lambda m, all_: len(all_) >= len(results.messages), 30, "the raw count images", [node]
+    )
+    by_stamp = {cv.stamp_to_ns(m.header.stamp): m for m in raw.messages}
+    for msg in results.messages:
+        counts_msg = by_stamp[cv.stamp_to_ns(msg.reference_stamp)]
+        assert (counts_msg.width, counts_msg.height) == (first.width, first.height)
+        counts = cv.image_to_array(counts_msg)[0]
+        fractions = np.bincount(counts.ravel(), minlength=msg.m + 1) / counts.size
+        np.testing.assert_allclose(
+            fractions, msg.count_fractions, atol=0.02
+        )  # resized to the image
+    assert colored.last.encoding == "rgb8" and cv.stamp_to_ns(colored.last.header.stamp) in stamps
+    assert node.alive() and "Traceback" not in node.log()
