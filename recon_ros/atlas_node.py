@@ -22,28 +22,20 @@ import time
 from pathlib import Path
 
 import numpy as np
-import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from recon_ros import conversions
 from recon_ros.core.reconstructor import AtlasReconstructor, ReconstructorConfig
 from recon_ros.parameters import CORE_PARAMS, NODE_PARAMS, core_config_dict
 from recon_ros.ply import write_ply
 from recon_ros.posed_input import InputSettings, PosedImageInput
+from recon_ros.ros_common import LATCHED_QOS, run_node
 from recon_ros.ros_params import declare_table
 from recon_ros.weights import default_atlas_weights
 
 # Late subscribers (an RViz started later) get the latest mesh, cloud and status.
-LATCHED_QOS = QoSProfile(
-    history=HistoryPolicy.KEEP_LAST,
-    depth=1,
-    reliability=ReliabilityPolicy.RELIABLE,
-    durability=DurabilityPolicy.TRANSIENT_LOCAL,
-)
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
 
@@ -310,20 +302,4 @@ class AtlasNode(Node):
 
 
 def main(args=None) -> int:
-    rclpy.init(args=args)
-    try:
-        node = AtlasNode()
-    except (ValueError, FileNotFoundError, RuntimeError) as error:
-        rclpy.logging.get_logger("atlas_node").fatal(f"cannot start: {error}")
-        rclpy.try_shutdown()
-        return 1
-    executor = MultiThreadedExecutor(num_threads=4)
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(AtlasNode, "atlas_node", num_threads=4, args=args)

@@ -23,6 +23,7 @@ from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message, serialize_message
 
+from recon_ros.ros_common import LATCHED_QOS
 from recon_ros.ros_params import declare
 
 DEFAULT_QOS = QoSProfile(
@@ -30,12 +31,6 @@ DEFAULT_QOS = QoSProfile(
     depth=100,
     reliability=ReliabilityPolicy.RELIABLE,
     durability=DurabilityPolicy.VOLATILE,
-)
-STATIC_QOS = QoSProfile(
-    history=HistoryPolicy.KEEP_LAST,
-    depth=1,
-    reliability=ReliabilityPolicy.RELIABLE,
-    durability=DurabilityPolicy.TRANSIENT_LOCAL,
 )
 
 
@@ -127,7 +122,7 @@ class BagPlayer(Node):
             publishers = {}
             for c in connections:
                 if c.topic not in publishers:
-                    qos = STATIC_QOS if c.topic == "/tf_static" else DEFAULT_QOS
+                    qos = LATCHED_QOS if c.topic == "/tf_static" else DEFAULT_QOS
                     publishers[c.topic] = self.create_publisher(
                         message_class(c.msgtype), c.topic, qos
                     )

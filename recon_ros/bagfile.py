@@ -50,6 +50,8 @@ from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.rosbag2.enums import CompressionFormat, CompressionMode
 from rosbags.typesys import Stores, get_types_from_idl, get_types_from_msg, get_typestore
 
+from recon_ros.core.geometry import matrix_to_quaternion
+
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
 TF_TYPE = "tf2_msgs/msg/TFMessage"
@@ -256,11 +258,6 @@ class BagReader:
         for connection, timestamp, raw in reader.messages(connections, start_ns, stop_ns):
             msg = self.typestore.deserialize_cdr(raw, connection.msgtype)
             yield BagMessage(connection.topic, connection.msgtype, int(timestamp), msg)
-
-
-def stamp_to_ns(stamp) -> int:
-    """``builtin_interfaces/Time`` (``sec``, ``nanosec``) to integer nanoseconds."""
-    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
 
 
 class BagWriter:
@@ -511,7 +508,7 @@ class BagWriter:
         T = np.asarray(T_parent_child, dtype=np.float64)
         if T.shape != (4, 4):
             raise ValueError(f"T_parent_child: expected shape (4, 4), got {T.shape}")
-        qx, qy, qz, qw = rotation_to_quaternion(T[:3, :3])
+        qx, qy, qz, qw = (float(v) for v in matrix_to_quaternion(T[:3, :3]))
         types = self.typestore.types
         return types["geometry_msgs/msg/TransformStamped"](
             header=self.header(stamp_ns, parent),
@@ -585,74 +582,3 @@ def _infer_encoding(image: np.ndarray) -> str:
     raise ValueError(
         f"image: cannot infer an encoding for {image.dtype} {image.shape}; pass encoding="
     )
-
-
-def rotation_to_quaternion(R: np.ndarray) -> tuple[float, float, float, float]:
-    """Unit quaternion ``(x, y, z, w)`` with ``w >= 0`` of the rotation matrix ``R`` (3, 3)."""
-    R = np.asarray(R, dtype=np.float64)
-    if R.shape != (3, 3):
-        raise ValueError(f"R: expected shape (3, 3), got {R.shape}")
-    trace = R[0, 0] + R[1, 1] + R[2, 2]
-    # Shepperd's method: pivot on the largest of w, x, y, z for numerical stability.
-    if trace > max(R[0, 0], R[1, 1], R[2, 2]):
-        s = 2.0 * np.sqrt(max(1.0 + trace, 0.0))
-        w, x, y, z = (
-            0.25 * s,
-            (R[2, 1] - R[1, 2]) / s,
-            (R[0, 2] - R[2, 0]) / s,
-            (R[1, 0] - R[0, 1]) / s,
-        )
-    elif R[0, 0] >= R[1, 1] and R[0, 0] >= R[2, 2]:
-        s = 2.0 * np.sqrt(max(1.0 + R[0, 0] - R[1, 1] - R[2, 2], 0.0))
-        w, x, y, z = (
-            (R[2, 1] - R[1, 2]) / s,
-            0.25 * s,
-            (R[0, 1] + R[1, 0]) / s,
-            (R[0, 2] + R[2, 0]) / s,
-        )
-    elif R[1, 1] >= R[2, 2]:
-        s = 2.0 * np.sqrt(max(1.0 + R[1, 1] - R[0, 0] - R[2, 2], 0.0))
-        w, x, y, z = (
-            (R[0, 2] - R[2, 0]) / s,
-            (R[0, 1] + R[1, 0]) / s,
-            0.25 * s,
-            (R[1, 2] + R[2, 1]) / s,
-        )
-    else:
-        s = 2.0 * np.sqrt(max(1.0 + R[2, 2] - R[0, 0] - R[1, 1], 0.0))
-        w, x, y, z = (
-            (R[1, 0] - R[0, 1]) / s,
-            (R[0, 2] + R[2, 0]) / s,
-            (R[1, 2] + R[2, 1]) / s,
-            0.25 * s,
-        )
-    q = np.array([x, y, z, w])
-    q /= np.linalg.norm(q)
-    if q[3] < 0:
-        q = -q
-    return float(q[0]), float(q[1]), float(q[2]), float(q[3])
-
-
-def quaternion_to_rotation(x: float, y: float, z: float, w: float) -> np.ndarray:
-    """Rotation matrix (3, 3) of the quaternion ``(x, y, z, w)`` (normalised first)."""
-    q = np.array([x, y, z, w], dtype=np.float64)
-    norm = np.linalg.norm(q)
-    if not np.isfinite(norm) or norm < 1e-12:
-        raise ValueError(f"quaternion: cannot normalise {q.tolist()}")
-    x, y, z, w = q / norm
-    return np.array(
-        [
-            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-        ]
-    )
-
-
-def transform_to_matrix(transform) -> np.ndarray:
-    """4x4 matrix of a ``geometry_msgs/Transform`` (duck-typed: ``translation``, ``rotation``)."""
-    t, q = transform.translation, transform.rotation
-    T = np.eye(4)
-    T[:3, :3] = quaternion_to_rotation(q.x, q.y, q.z, q.w)
-    T[:3, 3] = (t.x, t.y, t.z)
-    return T

@@ -10,12 +10,12 @@ says what is wrong with the input; the nodes log that message and drop the frame
 from __future__ import annotations
 
 import array
-import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from recon_ros.core.camera import PinholeCamera
+from recon_ros.core.geometry import matrix_to_quaternion, pose_from_translation_quaternion
 
 #: encoding -> (numpy dtype, channels)
 IMAGE_ENCODINGS: dict[str, tuple[np.dtype, int]] = {
@@ -228,55 +228,18 @@ def translation_quaternion(translation, rotation) -> tuple[np.ndarray, np.ndarra
     return t, q / norm
 
 
-def quaternion_to_rotation(q: np.ndarray) -> np.ndarray:
-    """Rotation matrix (3, 3) of a unit quaternion (x, y, z, w)."""
-    x, y, z, w = (float(v) for v in q)
-    return np.array(
-        [
-            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-        ]
-    )
-
-
-def rotation_to_quaternion(R: np.ndarray) -> np.ndarray:
-    """Unit quaternion (x, y, z, w) of a rotation matrix (3, 3), w >= 0."""
-    R = np.asarray(R, dtype=np.float64)
-    trace = R[0, 0] + R[1, 1] + R[2, 2]
-    if trace > 0:
-        s = 2.0 * math.sqrt(trace + 1.0)
-        q = [(R[2, 1] - R[1, 2]) / s, (R[0, 2] - R[2, 0]) / s, (R[1, 0] - R[0, 1]) / s, s / 4]
-    elif R[0, 0] > R[1, 1] and R[0, 0] > R[2, 2]:
-        s = 2.0 * math.sqrt(1.0 + R[0, 0] - R[1, 1] - R[2, 2])
-        q = [s / 4, (R[0, 1] + R[1, 0]) / s, (R[0, 2] + R[2, 0]) / s, (R[2, 1] - R[1, 2]) / s]
-    elif R[1, 1] > R[2, 2]:
-        s = 2.0 * math.sqrt(1.0 + R[1, 1] - R[0, 0] - R[2, 2])
-        q = [(R[0, 1] + R[1, 0]) / s, s / 4, (R[1, 2] + R[2, 1]) / s, (R[0, 2] - R[2, 0]) / s]
-    else:
-        s = 2.0 * math.sqrt(1.0 + R[2, 2] - R[0, 0] - R[1, 1])
-        q = [(R[0, 2] + R[2, 0]) / s, (R[1, 2] + R[2, 1]) / s, s / 4, (R[1, 0] - R[0, 1]) / s]
-    q = np.array(q)
-    q /= np.linalg.norm(q)
-    return -q if q[3] < 0 else q
-
-
 def transform_to_matrix(transform) -> np.ndarray:
     """4x4 matrix of a geometry_msgs/Transform (``translation``, ``rotation``)."""
-    t, q = translation_quaternion(transform.translation, transform.rotation)
-    T = np.eye(4)
-    T[:3, :3] = quaternion_to_rotation(q)
-    T[:3, 3] = t
-    return T
+    return pose_from_translation_quaternion(
+        *translation_quaternion(transform.translation, transform.rotation)
+    )
 
 
 def pose_to_matrix(pose) -> np.ndarray:
     """4x4 matrix of a geometry_msgs/Pose (``position``, ``orientation``)."""
-    t, q = translation_quaternion(pose.position, pose.orientation)
-    T = np.eye(4)
-    T[:3, :3] = quaternion_to_rotation(q)
-    T[:3, 3] = t
-    return T
+    return pose_from_translation_quaternion(
+        *translation_quaternion(pose.position, pose.orientation)
+    )
 
 
 def matrix_to_transform_stamped(T: np.ndarray, stamp, parent: str, child: str):
@@ -287,7 +250,7 @@ def matrix_to_transform_stamped(T: np.ndarray, stamp, parent: str, child: str):
     msg.header.stamp = stamp
     msg.header.frame_id = parent
     msg.child_frame_id = child
-    q = rotation_to_quaternion(T[:3, :3])
+    q = matrix_to_quaternion(T[:3, :3])
     msg.transform.translation.x, msg.transform.translation.y, msg.transform.translation.z = (
         float(v) for v in T[:3, 3]
     )

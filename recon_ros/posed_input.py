@@ -16,33 +16,14 @@ from dataclasses import dataclass
 
 import numpy as np
 from rclpy.node import Node
-from rclpy.qos import (
-    DurabilityPolicy,
-    HistoryPolicy,
-    QoSProfile,
-    ReliabilityPolicy,
-    qos_profile_sensor_data,
-)
+from rclpy.qos import qos_profile_sensor_data
 
 from recon_ros import conversions
 from recon_ros.frames import DROP_REASONS, FrameDropped, PosedFrame, posed_frame
 from recon_ros.parameters import INPUT_PARAMS
+from recon_ros.ros_common import TF_QOS, TF_STATIC_QOS
 from recon_ros.ros_params import declare_table
 from recon_ros.tf_buffer import ExtrapolationError, TransformBuffer, TransformError
-
-# tf2_ros's listener profiles: /tf reliable and volatile, /tf_static reliable and latched.
-TF_QOS = QoSProfile(
-    history=HistoryPolicy.KEEP_LAST,
-    depth=100,
-    reliability=ReliabilityPolicy.RELIABLE,
-    durability=DurabilityPolicy.VOLATILE,
-)
-TF_STATIC_QOS = QoSProfile(
-    history=HistoryPolicy.KEEP_LAST,
-    depth=100,
-    reliability=ReliabilityPolicy.RELIABLE,
-    durability=DurabilityPolicy.TRANSIENT_LOCAL,
-)
 
 
 class ThrottledLogger:

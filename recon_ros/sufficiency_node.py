@@ -18,24 +18,15 @@ import threading
 from pathlib import Path
 
 import numpy as np
-import rclpy
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 
 from recon_ros import conversions
 from recon_ros.parameters import SUFFICIENCY_PARAMS
 from recon_ros.posed_input import InputSettings, PosedImageInput
+from recon_ros.ros_common import LATCHED_QOS, run_node
 from recon_ros.ros_params import declare_table
 from recon_ros.weights import default_sufficiency_weights
-
-LATCHED_QOS = QoSProfile(
-    history=HistoryPolicy.KEEP_LAST,
-    depth=1,
-    reliability=ReliabilityPolicy.RELIABLE,
-    durability=DurabilityPolicy.TRANSIENT_LOCAL,
-)
 
 
 def count_palette(m: int) -> np.ndarray:
@@ -138,20 +129,4 @@ class SufficiencyNode(Node):
 
 
 def main(args=None) -> int:
-    rclpy.init(args=args)
-    try:
-        node = SufficiencyNode()
-    except (ValueError, FileNotFoundError, RuntimeError) as error:
-        rclpy.logging.get_logger("sufficiency_node").fatal(f"cannot start: {error}")
-        rclpy.try_shutdown()
-        return 1
-    executor = MultiThreadedExecutor(num_threads=2)
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(SufficiencyNode, "sufficiency_node", num_threads=2, args=args)

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from recon_ros.conversions import quaternion_to_rotation, stamp_to_ns, translation_quaternion
+from recon_ros.conversions import stamp_to_ns, translation_quaternion
+from recon_ros.core.geometry import quaternion_to_matrix
 
 
 class TransformError(LookupError):
@@ -70,7 +71,7 @@ def _slerp(q0: np.ndarray, q1: np.ndarray, fraction: float) -> np.ndarray:
 
 def _matrix(translation: np.ndarray, rotation: np.ndarray) -> np.ndarray:
     T = np.eye(4)
-    T[:3, :3] = quaternion_to_rotation(rotation)
+    T[:3, :3] = quaternion_to_matrix(rotation)
     T[:3, 3] = translation
     return T
 

@@ -4,15 +4,9 @@ import numpy as np
 import pytest
 from rosbags.interfaces import QosDurability
 
-from recon_ros.bagfile import (
-    BagReader,
-    BagWriter,
-    detect_storage,
-    quaternion_to_rotation,
-    rotation_to_quaternion,
-    stamp_to_ns,
-    transform_to_matrix,
-)
+from recon_ros.bagfile import BagReader, BagWriter, detect_storage
+from recon_ros.conversions import stamp_to_ns, transform_to_matrix
+from recon_ros.core.geometry import quaternion_to_matrix
 
 T0 = 1_700_000_000_000_000_000
 
@@ -30,7 +24,7 @@ def _decode_image(msg) -> np.ndarray:
 def _random_pose(rng) -> np.ndarray:
     q = rng.normal(size=4)
     T = np.eye(4)
-    T[:3, :3] = quaternion_to_rotation(*q)
+    T[:3, :3] = quaternion_to_matrix(q)
     T[:3, 3] = rng.uniform(-3, 3, size=3)
     return T
 
@@ -145,16 +139,3 @@ def test_bad_inputs(tmp_path):
             bag.add_topic("no_slash", "sensor_msgs/msg/Image")
     with pytest.raises(ValueError, match="storage"):
         BagWriter(tmp_path / "x", storage="rosbag1")
-
-
-def test_quaternion_conversions_agree():
-    rng = np.random.default_rng(0)
-    for _ in range(50):
-        R = quaternion_to_rotation(*rng.normal(size=4))
-        np.testing.assert_allclose(
-            quaternion_to_rotation(*rotation_to_quaternion(R)), R, atol=1e-12
-        )
-    for R in (np.diag([1.0, -1, -1]), np.diag([-1.0, 1, -1]), np.diag([-1.0, -1, 1])):
-        np.testing.assert_allclose(
-            quaternion_to_rotation(*rotation_to_quaternion(R)), R, atol=1e-12
-        )

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from recon_ros.bagfile import quaternion_to_rotation
+from recon_ros.core.geometry import quaternion_to_matrix
 from recon_ros.datasets.io import read_image, read_matrix
 from recon_ros.datasets.sequence import Frame, FrameSequence, scale_intrinsics
 
@@ -298,7 +298,7 @@ class TUMSequence(FrameSequence):
         for i in order:
             tx, ty, tz, qx, qy, qz, qw = (float(v) for v in truth[nearest_truth[i]][1][:7])
             T = np.eye(4)
-            T[:3, :3] = quaternion_to_rotation(qx, qy, qz, qw)
+            T[:3, :3] = quaternion_to_matrix([qx, qy, qz, qw])
             T[:3, 3] = (tx, ty, tz)
             poses.append(T)
         self._poses = np.stack(poses) if poses else np.zeros((0, 4, 4))

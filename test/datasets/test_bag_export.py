@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 from rosbags.interfaces import QosDurability
 
-from recon_ros.bagfile import BagReader, quaternion_to_rotation, stamp_to_ns
+from recon_ros.bagfile import BagReader
+from recon_ros.conversions import stamp_to_ns, transform_to_matrix
+from recon_ros.core.geometry import matrix_to_quaternion, quaternion_to_matrix
 from recon_ros.datasets.bag_export import (
     COLOR_FRAME,
     DEPTH_FRAME,
@@ -58,12 +60,7 @@ def _walk(n=12):
 
 def _slerp_lerp(Ta, Tb, w):
     """tf2's interpolation: linear in translation, slerp in rotation."""
-    from recon_ros.bagfile import rotation_to_quaternion
-
-    qa, qb = (
-        np.array(rotation_to_quaternion(Ta[:3, :3])),
-        np.array(rotation_to_quaternion(Tb[:3, :3])),
-    )
+    qa, qb = matrix_to_quaternion(Ta[:3, :3]), matrix_to_quaternion(Tb[:3, :3])
     if qa @ qb < 0:
         qb = -qb
     angle = np.arccos(np.clip(qa @ qb, -1, 1))
@@ -72,14 +69,12 @@ def _slerp_lerp(Ta, Tb, w):
     else:
         q = (np.sin((1 - w) * angle) * qa + np.sin(w * angle) * qb) / np.sin(angle)
     T = np.eye(4)
-    T[:3, :3] = quaternion_to_rotation(*q)
+    T[:3, :3] = quaternion_to_matrix(q)
     T[:3, 3] = (1 - w) * Ta[:3, 3] + w * Tb[:3, 3]
     return T
 
 
 def _matrix(transform):
-    from recon_ros.bagfile import transform_to_matrix
-
     return transform_to_matrix(transform)
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from recon_ros.bagfile import rotation_to_quaternion
+from recon_ros.core.geometry import matrix_to_quaternion
 from recon_ros.datasets.real import ScanNetSequence, SevenScenesSequence, TUMSequence
 from recon_ros.scenes.geometry import make_pose, rot_x, rot_z
 
@@ -105,7 +105,7 @@ def test_tum_sequence(tmp_path):
     for k in range(60):  # 100 Hz ground truth
         t = 1305031102.17 + 0.01 * k
         T = _pose(k)
-        qx, qy, qz, qw = rotation_to_quaternion(T[:3, :3])
+        qx, qy, qz, qw = matrix_to_quaternion(T[:3, :3])
         truth[k] = T
         truth_lines.append(
             f"{t:.4f} {T[0, 3]:.4f} {T[1, 3]:.4f} {T[2, 3]:.4f} {qx:.6f} {qy:.6f} {qz:.6f} {qw:.6f}"

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from recon_ros.conversions import quaternion_to_rotation, rotation_to_quaternion
+from recon_ros.core.geometry import matrix_to_quaternion, quaternion_to_matrix
 from recon_ros.tf_buffer import (
     ConnectivityError,
     ExtrapolationError,
@@ -22,7 +22,7 @@ def yaw_quaternion(angle):
 
 def matrix(translation, q):
     T = np.eye(4)
-    T[:3, :3] = quaternion_to_rotation(np.asarray(q))
+    T[:3, :3] = quaternion_to_matrix(np.asarray(q))
     T[:3, 3] = translation
     return T
 
@@ -34,7 +34,7 @@ def test_interpolates_translation_linearly_and_rotation_spherically():
     T = buffer.lookup("odom", "base", 10 * S + S // 4)
     np.testing.assert_allclose(T[:3, 3], [0.5, 0, 0], atol=1e-12)
     np.testing.assert_allclose(
-        T[:3, :3], quaternion_to_rotation(yaw_quaternion(math.pi / 8)), atol=1e-9
+        T[:3, :3], quaternion_to_matrix(yaw_quaternion(math.pi / 8)), atol=1e-9
     )
 
 
@@ -47,11 +47,11 @@ def test_chain_of_static_and_dynamic_links_matches_manual_composition():
         "odom",
         0,
         T_world_odom[:3, 3],
-        rotation_to_quaternion(T_world_odom[:3, :3]),
+        matrix_to_quaternion(T_world_odom[:3, :3]),
         static=True,
     )
     buffer.set_transform(
-        "base", "cam", 0, T_base_cam[:3, 3], rotation_to_quaternion(T_base_cam[:3, :3]), static=True
+        "base", "cam", 0, T_base_cam[:3, 3], matrix_to_quaternion(T_base_cam[:3, :3]), static=True
     )
     for i, yaw in enumerate([0.0, 0.2, 0.4]):
         buffer.set_transform("odom", "base", (5 + i) * S, [i, 0.5 * i, 0], yaw_quaternion(yaw))

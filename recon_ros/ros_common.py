@@ -1,0 +1,53 @@
+"""What the nodes share: QoS profiles and the start-up and spin of a node in its own process."""
+
+from __future__ import annotations
+
+import rclpy
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+
+#: Outputs that late subscribers (an RViz started later) need: the latest message is kept.
+LATCHED_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=1,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
+#: tf2_ros's listener profiles: /tf reliable and volatile, /tf_static reliable and latched.
+TF_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=100,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.VOLATILE,
+)
+TF_STATIC_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=100,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.TRANSIENT_LOCAL,
+)
+
+
+def run_node(node_class, name: str, num_threads: int, args=None) -> int:
+    """Create ``node_class()`` and spin it on a multi-threaded executor until shutdown.
+
+    A node that cannot start (bad parameter, missing weights) logs why and returns 1 rather than
+    printing a traceback.
+    """
+    rclpy.init(args=args)
+    try:
+        node = node_class()
+    except (ValueError, FileNotFoundError, RuntimeError) as error:
+        rclpy.logging.get_logger(name).fatal(f"cannot start: {error}")
+        rclpy.try_shutdown()
+        return 1
+    executor = MultiThreadedExecutor(num_threads=num_threads)
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
