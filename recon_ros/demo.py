@@ -126,11 +126,17 @@ def run(args) -> int:
     config = installed_config()
     remaps = {"image": image_topic, "camera_info": info_topic}
     atlas_params = load_params_file(config, "atlas_node")
+    # The demo is to show the whole bag mapped, so the queue holds all of it; on a robot the
+    # bounded queue drops the oldest frames when integration falls behind.
     atlas_params.update(
-        output_directory=str(output), device=args.device, cnn_period_s=2.0, publish_period_s=0.5
+        output_directory=str(output),
+        device=args.device,
+        cnn_period_s=2.0,
+        publish_period_s=0.5,
+        queue_size=max(images_in_bag, 1),
     )
     sufficiency_params = load_params_file(config, "sufficiency_node")
-    sufficiency_params.update(device=args.device)
+    sufficiency_params.update(device=args.device, queue_size=max(images_in_bag, 1))
     latched = QoSProfile(
         depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
     )
@@ -231,8 +237,8 @@ def demo_report(
         f"skipped as not keyframes {status.frames_not_keyframes}, dropped "
         f"{status.frames_dropped} {drops or ''}",
         f"- 3D CNN runs: {status.cnn_updates} on {status.device}; window "
-        f"{list(status.volume_dims)} voxels of {status.voxel_size * 100:.1f} cm; map chunks "
-        f"{status.map_chunks}",
+        f"{[int(d) for d in status.volume_dims]} voxels of {status.voxel_size * 100:.1f} cm; "
+        f"map chunks {status.map_chunks}",
         f"- mesh: {len(mesh['vertices'])} vertices, {faces} triangles -> "
         f"`{Path(saved.mesh_path).name}`; map -> `{Path(saved.map_path).name}/`; render -> "
         f"`{render_path.name}`",

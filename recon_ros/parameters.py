@@ -51,7 +51,7 @@ INPUT_PARAMS = (
     ),
     Param(
         "queue_size",
-        8,
+        30,
         "Images waiting for integration; when full, the oldest is dropped (reason queue_full).",
         (1, 1000),
     ),
