@@ -86,6 +86,7 @@ class AtlasNode(Node):
         self._cnn_updates = 0
         self._map_version = 0
         self._published_version = 0
+        self._marker_cache: dict = {}  # chunk key -> (stamp, corner points, corner colours)
         self._last_header = None
         self._started = time.monotonic()
 
@@ -166,15 +167,25 @@ class AtlasNode(Node):
         self._publish_status()
         self._warn_if_stalled()
 
+    def _mesh_marker(self, stamp):
+        """The map's mesh as one TRIANGLE_LIST marker, rebuilding the corner points only for the
+        chunks whose mesh changed since the last publish (building them is the cost)."""
+        chunks = self._reconstructor.mesh_chunks(color_by=self._color_mode)
+        cache = {}
+        points, colors = [], []
+        for key, chunk_stamp, mesh in chunks:
+            entry = self._marker_cache.get(key)
+            if entry is None or entry[0] != chunk_stamp:
+                entry = (chunk_stamp, *conversions.triangle_corners(mesh))
+            cache[key] = entry
+            points += entry[1]
+            colors += entry[2]
+        self._marker_cache = cache  # chunks gone from the map (reset, eviction) drop out
+        return conversions.triangle_list_marker(points, colors, stamp, self._world_frame)
+
     def _publish_map(self) -> None:
         stamp = self._stamp()
-        mesh = self._reconstructor.mesh(color_by=self._color_mode)
-        marker = conversions.mesh_to_marker(
-            conversions.MeshArrays(mesh.vertices, mesh.faces, mesh.colors), stamp, self._world_frame
-        )
-        if len(mesh.faces) == 0:
-            marker.action = marker.DELETE
-        self._mesh_pub.publish(marker)
+        self._mesh_pub.publish(self._mesh_marker(stamp))
         points = self._reconstructor.semantic_points()
         cloud = conversions.semantic_points_to_array(
             points.xyz, points.rgb, points.label, points.confidence

@@ -379,12 +379,12 @@ class MeshArrays:
     colors: np.ndarray
 
 
-def mesh_to_marker(mesh: MeshArrays, stamp, frame_id: str, ns: str = "atlas_mesh", marker_id=0):
-    """visualization_msgs/Marker TRIANGLE_LIST with per-vertex colours (RViz shows it without any
-    plugin). Every triangle corner becomes one point, as the message requires."""
+def triangle_corners(mesh: MeshArrays) -> tuple[list, list]:
+    """geometry_msgs/Point and std_msgs/ColorRGBA of every triangle corner of a mesh, in the
+    order a TRIANGLE_LIST marker wants them. Building these Python objects is the cost of a mesh
+    marker, so callers with a changing mesh cache them per part (atlas_node: per map chunk)."""
     from geometry_msgs.msg import Point
     from std_msgs.msg import ColorRGBA
-    from visualization_msgs.msg import Marker
 
     vertices = np.asarray(mesh.vertices, dtype=np.float64)
     faces = np.asarray(mesh.faces, dtype=np.int64).reshape(-1, 3)
@@ -393,21 +393,40 @@ def mesh_to_marker(mesh: MeshArrays, stamp, frame_id: str, ns: str = "atlas_mesh
     colors = np.asarray(mesh.colors, dtype=np.float64).reshape(-1, 3) / 255.0
     if len(colors) != len(vertices):
         raise ValueError(f"{len(colors)} colours for {len(vertices)} vertices")
+    corners = faces.reshape(-1)
+    points = [Point(x=x, y=y, z=z) for x, y, z in vertices[corners].tolist()]
+    rgba = [ColorRGBA(r=r, g=g, b=b, a=1.0) for r, g, b in colors[corners].tolist()]
+    return points, rgba
+
+
+def triangle_list_marker(
+    points: list, colors: list, stamp, frame_id: str, ns="atlas_mesh", marker_id=0
+):
+    """visualization_msgs/Marker TRIANGLE_LIST from corner points and per-corner colours (RViz
+    shows it without any plugin); with no points, a DELETE of that marker."""
+    from visualization_msgs.msg import Marker
+
+    if len(points) % 3 or len(colors) != len(points):
+        raise ValueError(f"{len(points)} corners and {len(colors)} colours do not form triangles")
     marker = Marker()
     marker.header.stamp = stamp
     marker.header.frame_id = frame_id
     marker.ns = ns
     marker.id = int(marker_id)
     marker.type = Marker.TRIANGLE_LIST
-    marker.action = Marker.ADD
+    marker.action = Marker.ADD if points else Marker.DELETE
     marker.pose.orientation.w = 1.0
     marker.scale.x = marker.scale.y = marker.scale.z = 1.0
     marker.color.r = marker.color.g = marker.color.b = marker.color.a = 1.0
-    corners = faces.reshape(-1)
-    # one Point/ColorRGBA per triangle corner; building them from Python floats is the cost here
-    marker.points = [Point(x=x, y=y, z=z) for x, y, z in vertices[corners].tolist()]
-    marker.colors = [ColorRGBA(r=r, g=g, b=b, a=1.0) for r, g, b in colors[corners].tolist()]
+    marker.points = points
+    marker.colors = colors
     return marker
+
+
+def mesh_to_marker(mesh: MeshArrays, stamp, frame_id: str, ns: str = "atlas_mesh", marker_id=0):
+    """visualization_msgs/Marker TRIANGLE_LIST with per-vertex colours of a whole mesh."""
+    points, colors = triangle_corners(mesh)
+    return triangle_list_marker(points, colors, stamp, frame_id, ns, marker_id)
 
 
 def marker_to_mesh(marker) -> MeshArrays:

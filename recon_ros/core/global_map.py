@@ -335,6 +335,14 @@ class GlobalMap:
     def mesh(self) -> Mesh:
         """Mesh of the whole map (colours = image colours; see ``colorize_mesh``), remeshing only
         the chunks whose data or apron changed since their cached mesh."""
+        return concatenate_meshes([mesh for _, _, mesh in self.chunk_meshes()])
+
+    def chunk_meshes(self) -> list[tuple[ChunkKey, tuple, Mesh]]:
+        """``(key, stamp, mesh)`` of every chunk, in key order, remeshing stale chunks first.
+
+        ``stamp`` changes whenever the chunk's mesh may have changed, so consumers can cache what
+        they derive from a chunk (e.g. marker points) by ``(key, stamp)``. The meshes are the
+        cache's own objects: do not modify them."""
         with self._lock:
             stale = []
             for key in self.chunks:
@@ -362,10 +370,11 @@ class GlobalMap:
             for key, stamp, mesh in fresh:
                 if key in self.chunks:
                     self._mesh_cache[key] = _MeshCacheEntry(stamp, mesh)
-            meshes = [
-                self._mesh_cache[k].mesh for k in sorted(self.chunks) if k in self._mesh_cache
+            return [
+                (k, self._mesh_cache[k].stamp, self._mesh_cache[k].mesh)
+                for k in sorted(self.chunks)
+                if k in self._mesh_cache
             ]
-        return concatenate_meshes(meshes)
 
     # --- persistence -------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ meanwhile; meshing runs marching cubes outside the map lock. Memory is bounded: 
 fixed dims and the map evicts chunks beyond ``max_map_chunks``.
 """
 
+import copy
 import json
 import math
 import os
@@ -535,6 +536,20 @@ class AtlasReconstructor:
         with self._timer.measure("meshing"):
             mesh = self.map.mesh()
             return colorize_mesh(mesh, color_by, self.color_table)
+
+    def mesh_chunks(self, color_by: str = "semantic") -> list[tuple[tuple, tuple, Mesh]]:
+        """The map's mesh chunk by chunk: ``(chunk key, stamp, Mesh)`` in key order, coloured as
+        by ``mesh``. A chunk's stamp changes whenever its mesh may have, so consumers can rebuild
+        only what changed (atlas_node does this for its marker)."""
+        if color_by not in COLOR_MODES:
+            raise ValueError(f"color_by: expected one of {COLOR_MODES}, got {color_by!r}")
+        with self._timer.measure("meshing"):
+            chunks = self.map.chunk_meshes()
+        # colour copies: the map's cached meshes stay untouched
+        return [
+            (key, stamp, colorize_mesh(copy.copy(mesh), color_by, self.color_table))
+            for key, stamp, mesh in chunks
+        ]
 
     def semantic_points(self) -> SemanticPointCloud:
         """Surface points of the map, one per ``point_cell_size`` cell: xyz (N, 3) float32, rgb

@@ -229,3 +229,24 @@ def test_config_from_dict_and_validation():
         ReconstructorConfig(window_mode="orbit")
     with pytest.raises(ValueError, match="model"):
         AtlasReconstructor(42, config())
+
+
+def test_mesh_chunks_add_up_to_the_mesh_and_stamps_track_changes():
+    rec = AtlasReconstructor(SHIPPED, config())
+    for frame in frames(3):
+        rec.integrate(*frame)
+    rec.update()
+    whole = rec.mesh("semantic")
+    chunks = rec.mesh_chunks("semantic")
+    assert len(chunks) > 1 and [k for k, _, _ in chunks] == sorted(k for k, _, _ in chunks)
+    assert sum(len(m.faces) for _, _, m in chunks) == len(whole.faces) > 0
+    np.testing.assert_array_equal(np.concatenate([m.colors for _, _, m in chunks]), whole.colors)
+    rgb = rec.mesh_chunks("rgb")
+    assert [s for _, s, _ in rgb] == [s for _, s, _ in chunks]  # nothing changed in between
+    np.testing.assert_array_equal(np.concatenate([m.colors for _, _, m in rgb]), whole.rgb)
+    for frame in frames(2, seed=1):
+        rec.integrate(*frame)
+    rec.update()
+    after = {k: s for k, s, _ in rec.mesh_chunks()}
+    before = {k: s for k, s, _ in chunks}
+    assert any(after.get(k) != s for k, s in before.items())  # new frames changed some chunks
