@@ -21,7 +21,7 @@ from rclpy.qos import qos_profile_sensor_data
 from recon_ros import conversions
 from recon_ros.frames import DROP_REASONS, FrameDropped, PosedFrame, posed_frame
 from recon_ros.parameters import INPUT_PARAMS
-from recon_ros.ros_common import TF_QOS, TF_STATIC_QOS
+from recon_ros.ros_common import POSE_QOS, TF_QOS, TF_STATIC_QOS
 from recon_ros.ros_params import declare_table
 from recon_ros.tf_buffer import ExtrapolationError, TransformBuffer, TransformError
 
@@ -106,14 +106,14 @@ class PosedImageInput:
         )
         if settings.pose_source == "pose":
             node.create_subscription(
-                PoseStamped, "pose", self._on_pose, qos_profile_sensor_data, callback_group=group
+                PoseStamped, "pose", self._on_pose, POSE_QOS, callback_group=group
             )
         elif settings.pose_source == "odometry":
             node.create_subscription(
                 Odometry,
                 "odometry",
                 self._on_odometry,
-                qos_profile_sensor_data,
+                POSE_QOS,
                 callback_group=group,
             )
 

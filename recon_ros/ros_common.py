@@ -28,6 +28,16 @@ TF_STATIC_QOS = QoSProfile(
 )
 
 
+#: Pose and odometry inputs: best effort like sensor data (matches any publisher), but deep
+#: enough for the bursts of a 100-200 Hz odometry source between two executor turns.
+POSE_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=50,
+    reliability=ReliabilityPolicy.BEST_EFFORT,
+    durability=DurabilityPolicy.VOLATILE,
+)
+
+
 def run_node(node_class, name: str, num_threads: int, args=None) -> int:
     """Create ``node_class()`` and spin it on a multi-threaded executor until shutdown.
 
