@@ -140,7 +140,9 @@ def validate_image(image: np.ndarray, name: str = "image") -> np.ndarray:
 def image_to_tensor(image: np.ndarray, device="cpu") -> torch.Tensor:
     """(H, W, 3) uint8 RGB -> (3, H, W) float32 in [0, 1] on ``device``."""
     validate_image(image)
-    tensor = torch.from_numpy(np.ascontiguousarray(image)).to(device)
+    # Decoded messages are read-only views of the message buffer, which torch must not share.
+    array = np.ascontiguousarray(image) if image.flags.writeable else np.array(image)
+    tensor = torch.from_numpy(array).to(device)
     return tensor.permute(2, 0, 1).float().div_(255.0)
 
 
