@@ -29,7 +29,11 @@ def _nodes(context):
     use_sim_time = _is_true(arg["use_sim_time"])
     overrides = {param: arg[name] for name, param in OVERRIDES.items() if arg[name]}
     overrides["use_sim_time"] = use_sim_time
-    remappings = [("image", arg["image_topic"]), ("camera_info", arg["camera_info_topic"])]
+    remappings = [
+        ("image", arg["image_topic"]),
+        ("image/compressed", f"{arg['image_topic']}/compressed"),  # image_transport "compressed"
+        ("camera_info", arg["camera_info_topic"]),
+    ]
     share = FindPackageShare("recon_ros").perform(context)
     nodes = [
         Node(

@@ -100,7 +100,8 @@ class AtlasNode(Node):
             f"atlas_node ready: weights {self._weights_path}, device {self._reconstructor.device}, "
             f"window {tuple(window.dims)} voxels of {window.voxel_size * 100:.1f} cm, world frame "
             f"'{self._world_frame}', poses from {inputs.pose_source}; listening on "
-            f"'{self.resolve_topic_name('image')}' and '{self.resolve_topic_name('camera_info')}'"
+            f"'{self.resolve_topic_name(self._input.image_topic)}' and "
+            f"'{self.resolve_topic_name('camera_info')}'"
         )
 
     @staticmethod
@@ -238,7 +239,7 @@ class AtlasNode(Node):
         now = time.monotonic()
         last_image = self._input.last_image_wall_time
         if last_image is None and now - self._started > self._stall_warning_s:
-            topic = self.resolve_topic_name("image")
+            topic = self.resolve_topic_name(self._input.image_topic)
             self._input.warn(
                 "no_images",
                 f"no image received on '{topic}' for {now - self._started:.0f} s "

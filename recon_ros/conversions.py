@@ -100,6 +100,47 @@ def image_to_rgb(msg) -> np.ndarray:
     return np.ascontiguousarray(pixels[:, :, :3])
 
 
+def compressed_to_rgb(msg) -> np.ndarray:
+    """Decode a sensor_msgs/CompressedImage (JPEG or PNG, as image_transport's ``compressed``
+    plugin publishes) into ``(H, W, 3)`` uint8 RGB."""
+    import io
+
+    from PIL import Image as PILImage
+    from PIL import UnidentifiedImageError
+
+    data = _buffer(msg.data)
+    if data.size == 0:
+        raise ValueError(f"empty compressed image (format '{msg.format}')")
+    try:
+        with PILImage.open(io.BytesIO(data.tobytes())) as image:
+            if image.format not in ("JPEG", "PNG"):
+                raise ValueError(f"compressed image in {image.format} (supported: JPEG, PNG)")
+            return np.asarray(image.convert("RGB"))
+    except (UnidentifiedImageError, OSError) as error:
+        raise ValueError(
+            f"cannot decode compressed image (format '{msg.format}'): {error}"
+        ) from error
+
+
+def rgb_to_compressed_msg(rgb: np.ndarray, stamp, frame_id: str, image_format: str = "jpeg"):
+    """Build a sensor_msgs/CompressedImage (``jpeg`` or ``png``) from ``(H, W, 3)`` uint8 RGB."""
+    import io
+
+    from PIL import Image as PILImage
+    from sensor_msgs.msg import CompressedImage
+
+    if image_format not in ("jpeg", "png"):
+        raise ValueError(f"image_format: 'jpeg' or 'png', got {image_format!r}")
+    buffer = io.BytesIO()
+    PILImage.fromarray(np.asarray(rgb, np.uint8)).save(buffer, format=image_format.upper())
+    msg = CompressedImage()
+    msg.header.stamp = stamp
+    msg.header.frame_id = frame_id
+    msg.format = f"rgb8; {image_format} compressed rgb8"
+    msg.data = array.array("B", buffer.getvalue())
+    return msg
+
+
 def image_to_depth(msg) -> np.ndarray:
     """Decode a depth image into ``(H, W)`` float32 metres, 0 where invalid.
 

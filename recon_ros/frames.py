@@ -58,7 +58,12 @@ def describe(msg) -> str:
 
 
 def decode_rgb(msg) -> np.ndarray:
-    """``(H, W, 3)`` uint8 RGB of an image message, or FrameDropped."""
+    """``(H, W, 3)`` uint8 RGB of an Image or CompressedImage message, or FrameDropped."""
+    if hasattr(msg, "format"):  # sensor_msgs/CompressedImage
+        try:
+            return conversions.compressed_to_rgb(msg)
+        except ValueError as error:
+            raise FrameDropped("bad_image", f"{describe(msg)}: {error}") from error
     encoding = str(msg.encoding)
     if encoding not in conversions.COLOR_ENCODINGS:
         raise FrameDropped(

@@ -28,6 +28,13 @@ INPUT_PARAMS = (
     Param("world_frame", "world", "Fixed frame of poses and of every output (map, odom, world)."),
     Param("camera_frame", "", "Optical frame of the camera; empty: the image's header.frame_id."),
     Param(
+        "image_transport",
+        "raw",
+        "'raw': sensor_msgs/Image on 'image'; 'compressed': sensor_msgs/CompressedImage (JPEG or "
+        "PNG) on 'image/compressed', as image_transport publishes it.",
+        choices=("raw", "compressed"),
+    ),
+    Param(
         "pose_source",
         "tf",
         "Where camera poses come from: 'tf' (/tf, /tf_static), 'pose' (geometry_msgs/PoseStamped "
@@ -269,3 +276,51 @@ def load_params_file(path: str | Path, node_name: str = "atlas_node") -> dict[st
     for key in ("/**", node_name, f"/{node_name}"):
         params.update((data.get(key) or {}).get("ros__parameters", {}))
     return params
+
+
+def _yaml_value(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_yaml_value(v) for v in value) + "]"
+    return repr(value)
+
+
+def config_yaml() -> str:
+    """config/atlas.yaml: every parameter of both nodes with its default (``python -m
+    recon_ros.parameters > config/atlas.yaml`` writes it; a test keeps the file in step)."""
+    lines = [
+        "# Parameters of the recon_ros nodes. Every parameter is listed with its default;",
+        "# `ros2 param describe /atlas_node <name>` prints its description and range.",
+        "# The offline replay (`recon-ros replay --params-file`) reads the atlas_node section too.",
+        "# Written by `python -m recon_ros.parameters`.",
+    ]
+    nodes = (
+        (
+            "atlas_node",
+            (
+                ("inputs: images, CameraInfo and poses", INPUT_PARAMS),
+                ("reconstruction core", CORE_PARAMS),
+                ("node", NODE_PARAMS),
+            ),
+        ),
+        (
+            "sufficiency_node",
+            (
+                ("inputs: images, CameraInfo and poses (as for atlas_node)", INPUT_PARAMS),
+                ("frame sufficiency", SUFFICIENCY_PARAMS),
+            ),
+        ),
+    )
+    for node, sections in nodes:
+        lines += [f"{node}:", "  ros__parameters:"]
+        for title, table in sections:
+            lines.append(f"    # {title}")
+            lines += [f"    {p.name}: {_yaml_value(p.default)}" for p in table]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(config_yaml(), end="")

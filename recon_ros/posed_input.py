@@ -54,6 +54,7 @@ class ThrottledLogger:
 class InputSettings:
     world_frame: str
     camera_frame: str
+    image_transport: str
     pose_source: str
     pose_frame: str
     tf_timeout_s: float
@@ -90,8 +91,20 @@ class PosedImageInput:
         self.last_image_wall_time: float | None = None
 
         group = callback_group
+        if settings.image_transport == "compressed":
+            from sensor_msgs.msg import CompressedImage
+
+            self.image_topic = "image/compressed"
+            image_type = CompressedImage
+        else:
+            self.image_topic = "image"
+            image_type = Image
         self.image_sub = node.create_subscription(
-            Image, "image", self._on_image, qos_profile_sensor_data, callback_group=group
+            image_type,
+            self.image_topic,
+            self._on_image,
+            qos_profile_sensor_data,
+            callback_group=group,
         )
         self.camera_info_sub = node.create_subscription(
             CameraInfo,

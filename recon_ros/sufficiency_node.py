@@ -77,7 +77,8 @@ class SufficiencyNode(Node):
         self.get_logger().info(
             f"sufficiency_node ready: weights {weights}, m = {self._estimator.m}, k = "
             f"{self._estimator.k}, threshold {self._estimator.threshold:g}, device "
-            f"{self._estimator.device}; listening on '{self.resolve_topic_name('image')}'"
+            f"{self._estimator.device}; listening on "
+            f"'{self.resolve_topic_name(self._input.image_topic)}'"
         )
 
     def _loop(self) -> None:

@@ -7,7 +7,13 @@ from pathlib import Path
 
 import yaml
 
-from recon_ros.parameters import ALL_PARAMS, INPUT_PARAMS, SUFFICIENCY_PARAMS, resolve
+from recon_ros.parameters import (
+    ALL_PARAMS,
+    INPUT_PARAMS,
+    SUFFICIENCY_PARAMS,
+    config_yaml,
+    resolve,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -23,6 +29,9 @@ def test_config_lists_every_parameter_with_its_default():
         for p in table:
             assert values[p.name] == p.default, f"{node}.{p.name}"
     resolve(config["atlas_node"]["ros__parameters"])  # in range and known
+    assert (REPO / "config" / "atlas.yaml").read_text() == config_yaml(), (
+        "config/atlas.yaml is stale: python -m recon_ros.parameters > config/atlas.yaml"
+    )
 
 
 def test_launch_file_starts_installed_executables_with_the_installed_config():

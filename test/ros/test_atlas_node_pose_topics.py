@@ -13,7 +13,7 @@ from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Odometry
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from recon_ros.msg import AtlasStatus
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from tf2_msgs.msg import TFMessage
 
 from recon_ros import conversions as cv
@@ -118,3 +118,45 @@ def test_poses_from_a_topic(source, ros_node, start_node):
     )
     assert final.frames_dropped == 0
     assert f"ignored a message on '/{source}'" in atlas.log() and "not finite" in atlas.log()
+
+
+def test_compressed_image_transport(ros_node, start_node):
+    """image_transport 'compressed': JPEG frames on image/compressed are decoded and integrated;
+    a corrupt one is dropped as bad_image with the cause logged."""
+    atlas = start_node(
+        "atlas_node",
+        {**NODE, "pose_source": "pose", "camera_frame": "cam", "image_transport": "compressed"},
+        remaps={"image/compressed": "/camera/image_raw/compressed"},
+    )
+    status = ros_node.collect(AtlasStatus, "/atlas_node/status", LATCHED)
+    status.wait_for(lambda m, _: True, 90, "atlas_node to come up", [atlas])
+    node = ros_node.node
+    image_pub = node.create_publisher(CompressedImage, "/camera/image_raw/compressed", RELIABLE)
+    info_pub = node.create_publisher(CameraInfo, "/camera_info", RELIABLE)
+    pose_pub = node.create_publisher(PoseStamped, "/pose", RELIABLE)
+    wait_subscribed([image_pub, info_pub, pose_pub])
+    info_pub.publish(cv.camera_info_msg(CAMERA, stamp(10.0), "cam"))
+    for i in range(4):
+        msg = PoseStamped()
+        msg.header.frame_id, msg.header.stamp = "world", stamp(10.0 + i)
+        fill_pose(msg.pose, look_at_pose([0.3 * i, -1.0, 1.0], [0.3 * i + 1.0, 1.0, 0.8]))
+        pose_pub.publish(msg)
+        time.sleep(0.02)
+    time.sleep(0.5)
+    rgb = np.random.default_rng(3).integers(
+        0, 256, (CAMERA.height, CAMERA.width, 3), dtype=np.uint8
+    )
+    for i in range(3):
+        image_pub.publish(cv.rgb_to_compressed_msg(rgb, stamp(10.5 + i), "cam", "jpeg"))
+    corrupt = cv.rgb_to_compressed_msg(rgb, stamp(11.2), "cam", "jpeg")
+    corrupt.data = corrupt.data[:40]
+    image_pub.publish(corrupt)
+    final = status.wait_for(
+        lambda m, _: m.frames_received == 4 and m.frames_integrated + m.frames_dropped == 4,
+        60,
+        "four compressed frames handled",
+        [atlas],
+    )
+    assert final.frames_integrated == 3
+    assert {d.reason: d.count for d in final.drops}["bad_image"] == 1
+    assert "cannot decode compressed image" in atlas.log()

@@ -221,3 +221,17 @@ def test_pinhole_camera_is_shared_with_the_core():
     assert isinstance(
         cv.camera_info_to_camera(camera_info([1, 0, 0, 0, 1, 0, 0, 0, 1])), PinholeCamera
     )
+
+
+def test_compressed_images_decode_and_garbage_is_refused():
+    rgb = RNG.integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    png = cv.rgb_to_compressed_msg(rgb, STAMP, "cam", "png")
+    np.testing.assert_array_equal(cv.compressed_to_rgb(png), rgb)  # lossless
+    jpeg = cv.rgb_to_compressed_msg(np.full((24, 32, 3), 90, np.uint8), STAMP, "cam", "jpeg")
+    assert np.abs(cv.compressed_to_rgb(jpeg).astype(int) - 90).max() <= 2
+    jpeg.data = array.array("B", b"not an image")
+    with pytest.raises(ValueError, match="cannot decode compressed image"):
+        cv.compressed_to_rgb(jpeg)
+    jpeg.data = array.array("B")
+    with pytest.raises(ValueError, match="empty compressed image"):
+        cv.compressed_to_rgb(jpeg)
