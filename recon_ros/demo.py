@@ -126,17 +126,21 @@ def run(args) -> int:
     config = installed_config()
     remaps = {"image": image_topic, "camera_info": info_topic}
     atlas_params = load_params_file(config, "atlas_node")
-    # The demo is to show the whole bag mapped, so the queue holds all of it; on a robot the
-    # bounded queue drops the oldest frames when integration falls behind.
+    # The demo is to show the whole bag mapped, so the player's reliable stream is subscribed
+    # reliably and the queue holds all of it; on a robot, sensor-data QoS and the bounded queue
+    # skip frames when integration falls behind.
     atlas_params.update(
         output_directory=str(output),
         device=args.device,
         cnn_period_s=2.0,
         publish_period_s=0.5,
         queue_size=max(images_in_bag, 1),
+        image_qos="reliable",
     )
     sufficiency_params = load_params_file(config, "sufficiency_node")
-    sufficiency_params.update(device=args.device, queue_size=max(images_in_bag, 1))
+    sufficiency_params.update(
+        device=args.device, queue_size=max(images_in_bag, 1), image_qos="reliable"
+    )
     latched = QoSProfile(
         depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
     )

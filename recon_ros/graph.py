@@ -93,9 +93,13 @@ class Collector:
                 if not process.alive():
                     raise RuntimeError(f"{process.log_path.name} exited:\n{process.log()[-4000:]}")
             time.sleep(0.05)
+        with self._lock:
+            received = len(self.messages)
+            last = repr(self.messages[-1])[:2000] if self.messages else "none"
         detail = "\n".join(f"--- {p.log_path.name} ---\n{p.log()[-4000:]}" for p in processes)
         raise TimeoutError(
-            f"timed out after {timeout} s waiting for {what or 'a message'}\n{detail}"
+            f"timed out after {timeout} s waiting for {what or 'a message'} "
+            f"({received} received; last: {last})\n{detail}"
         )
 
 

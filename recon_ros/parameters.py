@@ -35,6 +35,14 @@ INPUT_PARAMS = (
         choices=("raw", "compressed"),
     ),
     Param(
+        "image_qos",
+        "sensor_data",
+        "QoS of the image and CameraInfo subscriptions: 'sensor_data' (best effort, depth 5: a "
+        "busy node skips frames rather than falling behind) or 'reliable' (reliable, depth 100: "
+        "every frame of a bag replay, which publishes reliably, reaches the queue).",
+        choices=("sensor_data", "reliable"),
+    ),
+    Param(
         "pose_source",
         "tf",
         "Where camera poses come from: 'tf' (/tf, /tf_static), 'pose' (geometry_msgs/PoseStamped "

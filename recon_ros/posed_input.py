@@ -21,7 +21,7 @@ from rclpy.qos import qos_profile_sensor_data
 from recon_ros import conversions
 from recon_ros.frames import DROP_REASONS, FrameDropped, PosedFrame, posed_frame
 from recon_ros.parameters import INPUT_PARAMS
-from recon_ros.ros_common import POSE_QOS, TF_QOS, TF_STATIC_QOS
+from recon_ros.ros_common import POSE_QOS, RELIABLE_INPUT_QOS, TF_QOS, TF_STATIC_QOS
 from recon_ros.ros_params import declare_table
 from recon_ros.tf_buffer import ExtrapolationError, TransformBuffer, TransformError
 
@@ -55,6 +55,7 @@ class InputSettings:
     world_frame: str
     camera_frame: str
     image_transport: str
+    image_qos: str
     pose_source: str
     pose_frame: str
     tf_timeout_s: float
@@ -99,19 +100,14 @@ class PosedImageInput:
         else:
             self.image_topic = "image"
             image_type = Image
+        image_qos = (
+            RELIABLE_INPUT_QOS if settings.image_qos == "reliable" else qos_profile_sensor_data
+        )
         self.image_sub = node.create_subscription(
-            image_type,
-            self.image_topic,
-            self._on_image,
-            qos_profile_sensor_data,
-            callback_group=group,
+            image_type, self.image_topic, self._on_image, image_qos, callback_group=group
         )
         self.camera_info_sub = node.create_subscription(
-            CameraInfo,
-            "camera_info",
-            self._on_camera_info,
-            qos_profile_sensor_data,
-            callback_group=group,
+            CameraInfo, "camera_info", self._on_camera_info, image_qos, callback_group=group
         )
         node.create_subscription(TFMessage, "/tf", self._on_tf, TF_QOS, callback_group=group)
         node.create_subscription(

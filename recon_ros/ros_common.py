@@ -37,6 +37,16 @@ POSE_QOS = QoSProfile(
     durability=DurabilityPolicy.VOLATILE,
 )
 
+#: Image and CameraInfo inputs with ``image_qos: reliable``: a reliable publisher (a bag player)
+#: delivers every frame and the depth absorbs executor stalls; a best-effort publisher does not
+#: match it, which is why sensor data stays the default.
+RELIABLE_INPUT_QOS = QoSProfile(
+    history=HistoryPolicy.KEEP_LAST,
+    depth=100,
+    reliability=ReliabilityPolicy.RELIABLE,
+    durability=DurabilityPolicy.VOLATILE,
+)
+
 
 def run_node(node_class, name: str, num_threads: int, args=None) -> int:
     """Create ``node_class()`` and spin it on a multi-threaded executor until shutdown.

@@ -8,7 +8,8 @@ import os
 import random
 
 if "RECON_ROS_TEST_DOMAIN" not in os.environ:
-    os.environ["RECON_ROS_TEST_DOMAIN"] = str(random.SystemRandom().randint(30, 200))
+    # 30-101: clear of the default domain 0 and inside ROS's safe range on Linux
+    os.environ["RECON_ROS_TEST_DOMAIN"] = str(random.SystemRandom().randint(30, 101))
 os.environ["ROS_DOMAIN_ID"] = os.environ["RECON_ROS_TEST_DOMAIN"]
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")  # Jazzy and later
 os.environ.setdefault("ROS_LOCALHOST_ONLY", "1")  # Humble

@@ -31,6 +31,8 @@ class AtlasModelConfig:
         voxel_size 0.04 m and truncation 3 voxels: Atlas's 4 cm voxels; the TSDF is normalised by
             ``truncation_voxels * voxel_size`` (the ground truth must use the same).
         max_depth None: Atlas back-projects along the whole ray.
+        tsdf_scale 1.0: the TSDF heads give ``tsdf_scale * tanh``; training should use Atlas's
+            1.05 (see ``core.model3d``), 1.0 keeps older checkpoints as they were.
     """
 
     feature_channels: int = 32
@@ -46,6 +48,7 @@ class AtlasModelConfig:
     truncation_voxels: float = 3.0
     image_size: tuple[int, int] = (384, 288)  # (width, height)
     max_depth: float | None = None
+    tsdf_scale: float = 1.0
 
     def __post_init__(self) -> None:
         # Lists arrive from JSON; store tuples so the config stays hashable and comparable.
@@ -148,6 +151,7 @@ class AtlasModel(nn.Module):
             encoder_blocks=c.encoder_blocks,
             decoder_blocks=c.decoder_blocks,
             clamp_threshold=c.clamp_threshold,
+            tsdf_scale=c.tsdf_scale,
         )
 
     def extract_features(self, images: torch.Tensor) -> torch.Tensor:

@@ -7,6 +7,12 @@ features are added to the decoder at each scale (additive skips); every convolut
 by BatchNorm and ReLU. TSDF heads (1x1x1 conv + tanh) sit at each decoded scale, coarse to fine
 1/4, 1/2, 1; a 1x1x1 semantic head gives class logits at full resolution.
 
+Output scale: the heads give ``tsdf_scale * tanh(x)``. Atlas's implementation uses 1.05 ("label
+smoothing"): the free-space target +1 is then reached at a finite activation, where tanh still
+has a gradient; with 1.0 free space drives the heads into saturation, the coarse scales clamp
+every voxel and the finer scales stop learning. In eval mode the output is clipped to [-1, 1],
+the range the map and meshing expect (only values beyond the truncation change).
+
 Coarse-to-fine clamping: a voxel whose TSDF at one scale is at or beyond ``clamp_threshold``
 (0.99 of the truncation) is clamped at every following scale (its 2x2x2 children, by nearest
 upsampling). The paper clamps "to one"; we clamp to the *sign* of the coarse prediction, i.e. +1
@@ -115,6 +121,8 @@ class AtlasNet3D(nn.Module):
         encoder_blocks: residual blocks per encoder scale, fine to coarse (paper: 1, 2, 3, 4).
         decoder_blocks: residual blocks per decoder scale, coarse to fine (paper: 3, 2, 1).
         clamp_threshold: |TSDF| at which a voxel is clamped at the finer scales (paper: 0.99).
+        tsdf_scale: heads output ``tsdf_scale * tanh(x)`` (Atlas's code: 1.05; see the module
+            docstring).
     """
 
     def __init__(
@@ -125,6 +133,7 @@ class AtlasNet3D(nn.Module):
         encoder_blocks: Sequence[int] = (1, 2, 3, 4),
         decoder_blocks: Sequence[int] = (3, 2, 1),
         clamp_threshold: float = 0.99,
+        tsdf_scale: float = 1.0,
     ) -> None:
         super().__init__()
         if len(encoder_blocks) != NUM_DOWNSAMPLINGS + 1 or len(decoder_blocks) != NUM_DOWNSAMPLINGS:
@@ -136,9 +145,12 @@ class AtlasNet3D(nn.Module):
             raise ValueError("in_channels and base_channels must be positive, num_classes >= 0")
         if not 0.0 < clamp_threshold <= 1.0:
             raise ValueError(f"clamp_threshold: must be in (0, 1], got {clamp_threshold}")
+        if not 1.0 <= tsdf_scale <= 2.0:
+            raise ValueError(f"tsdf_scale: must be in [1, 2], got {tsdf_scale}")
         self.in_channels = in_channels
         self.num_classes = num_classes
         self.clamp_threshold = clamp_threshold
+        self.tsdf_scale = float(tsdf_scale)
         channels = [base_channels * 2**s for s in range(NUM_DOWNSAMPLINGS + 1)]
         self.stem = conv_bn_relu_3d(in_channels, channels[0])
         self.down = nn.ModuleList(
@@ -177,7 +189,9 @@ class AtlasNet3D(nn.Module):
         for stage in range(NUM_DOWNSAMPLINGS):
             scale = NUM_DOWNSAMPLINGS - 1 - stage
             x = self.decoder[stage](self.up[stage](x) + skips[scale])
-            tsdf = torch.tanh(self.tsdf_heads[stage](x))
+            tsdf = self.tsdf_scale * torch.tanh(self.tsdf_heads[stage](x))
+            if not self.training:
+                tsdf = tsdf.clamp(-1.0, 1.0)
             if clamp_mask is None:
                 clamp_mask = torch.zeros_like(tsdf, dtype=torch.bool)
             else:

@@ -1,6 +1,6 @@
 """Checkpoints of the conjugate-pair network: weights plus the metadata needed to use them
-(m, input size, class names, width, input normalisation, training recipe, metrics) and, for
-resuming, the optimiser, scheduler, epoch and RNG states.
+(m, input size, input kind, class names, width, input normalisation, training recipe, metrics)
+and, for resuming, the optimiser, scheduler, epoch and RNG states.
 
 Files are written atomically (temporary file + ``os.replace``) and read with
 ``torch.load(..., weights_only=True)``, so they hold only tensors and plain Python values.
@@ -39,6 +39,8 @@ def model_metadata(
         "input_size": [int(input_size[0]), int(input_size[1])],
         "classes": class_names(model.m),
         "normalization": {"mean": MEAN, "std": STD},
+        # Only when not the paper's images-only input: image-only checkpoints stay as they were.
+        **({"inputs": model.inputs} if model.inputs != "rgb" else {}),
         **extra,
     }
 
@@ -84,16 +86,37 @@ def write_untrained_checkpoint(
     torch.manual_seed(seed)
     model = LinkNet(m=m, width=width)
     state = {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}
+    sample = asdict(SampleConfig(m=m, size=input_size))
+    del sample["inputs"]  # images only; keeps the shipped plumbing file byte-identical
     meta = model_metadata(
         model,
         input_size,
         trained=False,
-        sample=asdict(SampleConfig(m=m, size=input_size)),
+        sample=sample,
         recipe={"untrained": True, "seed": seed, "width": width},
         parameters=sum(p.numel() for p in model.parameters()),
     )
     save_checkpoint(path, {"model": state, "metadata": meta})
     return Path(path)
+
+
+def export_weights(
+    src: str | os.PathLike, dst: str | os.PathLike, half: bool = True, **metadata: Any
+) -> Path:
+    """A shippable copy of a training checkpoint: its model and metadata only (no optimiser,
+    scheduler or RNG state), floating-point tensors as float16 when ``half`` (``load_model``
+    copies them into float32 parameters), ``metadata`` entries added or replaced.
+
+    Returns:
+        ``dst``.
+    """
+    payload = load_checkpoint(src)
+    state = payload["model"]
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    meta = {**payload["metadata"], **metadata}
+    save_checkpoint(dst, {"model": state, "metadata": meta})
+    return Path(dst)
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
@@ -111,9 +134,10 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[LinkNet, dict]:
-    """The network of a checkpoint in eval mode on ``device``, and its metadata."""
+    """The network of a checkpoint in eval mode on ``device``, and its metadata (checkpoints
+    without ``inputs`` predate the option and take images only)."""
     payload = load_checkpoint(path, map_location=device)
     meta = payload["metadata"]
-    model = LinkNet(m=int(meta["m"]), width=int(meta["width"]))
+    model = LinkNet(m=int(meta["m"]), width=int(meta["width"]), inputs=meta.get("inputs", "rgb"))
     model.load_state_dict(payload["model"])
     return model.to(device).eval(), meta

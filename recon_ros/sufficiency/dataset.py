@@ -22,9 +22,16 @@ containing its centre, i.e. of an actual surface point, so no label mixes two su
 frame's depth has its own intrinsics (``K_depth``, e.g. ScanNet) they are used; otherwise, when
 the depth has another size than the image, ``K`` is rescaled to the depth size.
 
+Network input (``SampleConfig.inputs``): ``"rgb"``, the paper's stacked images;
+``"rgb+frustum"``, which adds each partner's frustum interval channels
+(``frustum.frustum_channels``, computed from the network-size intrinsics and the poses);
+``"rgb+frustum+stereo"``, which also adds the plane-sweep channels (``stereo.stereo_channels``,
+from the network-size images, intrinsics and poses).
+
 Samples are cached as ``.npz`` files (atomic writes) keyed by the sequence name, the frame indices
-and every setting that changes them; sample lists are cached too, so a warm cache never touches
-the sequences. Everything is deterministic given ``seed``.
+and every setting that changes them (images, labels, the network-size intrinsics and poses of
+the m + 1 frames, and the frustum and stereo channels when asked for); sample lists are cached
+too, so a warm cache never touches the sequences. Everything is deterministic given ``seed``.
 """
 
 import hashlib
@@ -43,6 +50,7 @@ from tqdm import tqdm
 
 from recon_ros.sufficiency.fileio import atomic_save_npz, atomic_write_text
 from recon_ros.sufficiency.frames import Frame, get_frame, sequence_name
+from recon_ros.sufficiency.frustum import frustum_channels
 from recon_ros.sufficiency.intrinsics import resize_intrinsics, resize_nearest
 from recon_ros.sufficiency.labels import (
     DEFAULT_ABS_TOL,
@@ -56,10 +64,11 @@ from recon_ros.sufficiency.overlap import (
     frustum_overlap,
     select_partners,
 )
-from recon_ros.sufficiency.preprocess import stack_images
+from recon_ros.sufficiency.preprocess import check_inputs, stack_images, uses_frustum, uses_stereo
+from recon_ros.sufficiency.stereo import stereo_channels
 
 #: Bump when the sample format or label rule changes: invalidates caches.
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 @dataclass
@@ -80,6 +89,7 @@ class SampleConfig:
     overlap_depths: tuple[float, ...] = DEFAULT_DEPTHS
     overlap_grid: int = DEFAULT_GRID
     seed: int = 0
+    inputs: str = "rgb"
 
     def __post_init__(self):
         self.size = tuple(int(s) for s in self.size)
@@ -88,6 +98,7 @@ class SampleConfig:
             raise ValueError(f"m must be >= 1, got {self.m}")
         if len(self.size) != 2 or min(self.size) < 8:
             raise ValueError(f"size must be (height, width) >= 8, got {self.size}")
+        check_inputs(self.inputs)
         if self.partners not in ("overlap", "random", "mixed"):
             raise ValueError(
                 f"partners must be 'overlap', 'random' or 'mixed', got {self.partners!r}"
@@ -224,6 +235,25 @@ def make_sample(
     return images, labels
 
 
+def sample_cameras(
+    reference: Frame, partners: Sequence[Frame], size: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Intrinsics of the m + 1 images resized to the network ``size`` and their poses.
+
+    Returns:
+        Ks (m + 1, 3, 3) and poses (m + 1, 4, 4) float64, reference first.
+    """
+    frames = [reference, *partners]
+    Ks = np.stack([resize_intrinsics(f.K, f.rgb.shape[:2], size) for f in frames])
+    poses = np.stack([np.asarray(f.T_world_cam, dtype=np.float64) for f in frames])
+    return Ks, poses
+
+
+def sample_frustum(Ks: np.ndarray, poses: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(m, 2, H, W) uint8 frustum channels of a sample from :func:`sample_cameras`."""
+    return frustum_channels(Ks[0], poses[0], size, Ks[1:], poses[1:], [size] * (len(Ks) - 1))
+
+
 def _cache_name(index: int, sequence: Any) -> str:
     """The sequence's ``name`` (``sequence<index>`` without one) plus a fingerprint of its length
     and first and last cameras: folder names such as ``scene_0000`` repeat across generated data
@@ -256,7 +286,10 @@ class SufficiencyDataset(Dataset):
             :meth:`set_epoch`.
         specs: use these samples instead of :func:`plan_samples` (e.g. a train/val split).
 
-    ``dataset[i]`` is ``(images, labels)``: (m + 1, H, W, 3) uint8 and (H, W) uint8 tensors.
+    ``dataset[i]`` is ``(images, labels)``: (m + 1, H, W, 3) uint8 and (H, W) uint8 tensors,
+    for ``inputs = "rgb+frustum"`` ``(images, labels, frustum)`` with (m, 2, H, W) uint8 frustum
+    channels, for ``"rgb+frustum+stereo"`` ``(images, labels, frustum, stereo)`` with
+    (m + 1, H, W) uint8 plane-sweep channels (all augmented together with the images).
     """
 
     def __init__(
@@ -312,41 +345,63 @@ class SufficiencyDataset(Dataset):
             "abs_tol": c.abs_tol,
             "version": CACHE_VERSION,
         }
+        if c.inputs != "rgb":
+            payload["inputs"] = c.inputs
         folder = re.sub(r"[^A-Za-z0-9_.-]", "_", self.names[spec.sequence])[:80]
         return self.cache_dir / "samples" / folder / f"{_key(payload)}.npz"
 
-    def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """Un-augmented sample ``index`` as numpy (images, labels), from the cache if present."""
+    def load_arrays(self, index: int) -> dict[str, np.ndarray]:
+        """Un-augmented sample ``index`` as numpy arrays, from the cache if present: ``images``,
+        ``labels``, ``Ks`` and ``poses`` (:func:`sample_cameras`), and ``frustum`` and
+        ``stereo`` when ``inputs`` has them."""
         spec = self.specs[index]
         path = self.sample_path(spec)
         if path is not None and path.exists():
             with np.load(path) as data:
-                return data["images"], data["labels"]
+                return {k: data[k] for k in data.files}
         seq = self.sequences[spec.sequence]
         ref = get_frame(seq, spec.reference)
         partners = [get_frame(seq, i) for i in spec.partners]
         images, labels = make_sample(ref, partners, self.config)
+        Ks, poses = sample_cameras(ref, partners, self.config.size)
+        arrays = {"images": images, "labels": labels, "Ks": Ks, "poses": poses}
+        if uses_frustum(self.config.inputs):
+            arrays["frustum"] = sample_frustum(Ks, poses, self.config.size)
+        if uses_stereo(self.config.inputs):
+            arrays["stereo"] = stereo_channels(images, Ks, poses)
         if path is not None:
-            atomic_save_npz(path, images=images, labels=labels)
-        return images, labels
+            atomic_save_npz(path, **arrays)
+        return arrays
+
+    def load(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Un-augmented sample ``index`` as numpy (images, labels), from the cache if present."""
+        arrays = self.load_arrays(index)
+        return arrays["images"], arrays["labels"]
 
     def prepare(self, progress: bool = True) -> None:
         """Build (and cache) every sample now, with a progress bar."""
         for i in tqdm(range(len(self)), desc="sufficiency samples", disable=not progress):
             self.load(i)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        images, labels = self.load(index)
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, ...]:
+        arrays = self.load_arrays(index)
+        images, labels = arrays["images"], arrays["labels"]
+        extras = []  # partner-indexed arrays: frustum (m, 2, H, W), stereo (m + 1, H, W)
+        if uses_frustum(self.config.inputs):
+            extras.append(arrays["frustum"])
+        if uses_stereo(self.config.inputs):
+            extras.append(arrays["stereo"])
         if self.augment:
             rng = np.random.default_rng([self.config.seed, self.epoch, index])
-            order = np.concatenate([[0], 1 + rng.permutation(self.config.m)])
+            perm = rng.permutation(self.config.m)
+            order = np.concatenate([[0], 1 + perm])
             images = images[order]
+            extras = [e[perm] if e.shape[0] == self.config.m else e[order] for e in extras]
             if rng.random() < 0.5:
                 images = images[:, :, ::-1]
                 labels = labels[:, ::-1]
-        return torch.from_numpy(np.ascontiguousarray(images)), torch.from_numpy(
-            np.ascontiguousarray(labels)
-        )
+                extras = [e[..., ::-1] for e in extras]
+        return tuple(torch.from_numpy(np.ascontiguousarray(a)) for a in (images, labels, *extras))
 
     def label_histogram(self) -> np.ndarray:
         """Pixel count per label (m + 1 counts; ignored pixels left out) over all samples."""

@@ -4,7 +4,9 @@ It keeps a bounded window of recent keyframes (image, K, T_world_cam, stamp). Fo
 keyframe (the reference) it picks the ``m`` partners with the largest view overlap among the
 others (``overlap.frustum_overlap``: the fraction of the reference frustum's sample points, at
 several nominal depths, that each candidate sees), stacks the images, runs the conjugate-pair
-network and summarises the per-pixel counts:
+network (with the partners' frustum channels, ``frustum``, and the plane-sweep channels,
+``stereo``, when the checkpoint was trained with them: ``inputs``) and summarises the per-pixel
+counts:
 
 - ``counts``: (H, W) uint8 predicted count 0..m at network resolution (``counts_at`` /
   ``counts_full`` give it at another size or at the reference image's, nearest-neighbour);
@@ -28,6 +30,7 @@ import torch
 
 from recon_ros.core.device import resolve_device
 from recon_ros.sufficiency.checkpoint import load_model
+from recon_ros.sufficiency.frustum import frustum_channels
 from recon_ros.sufficiency.intrinsics import check_intrinsics, resize_intrinsics, resize_nearest
 from recon_ros.sufficiency.linknet import LinkNet
 from recon_ros.sufficiency.overlap import (
@@ -36,7 +39,8 @@ from recon_ros.sufficiency.overlap import (
     frustum_overlap,
     select_partners,
 )
-from recon_ros.sufficiency.preprocess import normalize_images, resize_rgb
+from recon_ros.sufficiency.preprocess import network_input, resize_rgb, uses_frustum, uses_stereo
+from recon_ros.sufficiency.stereo import stereo_channels
 
 
 @dataclass
@@ -233,8 +237,26 @@ class SufficiencyEstimator:
         ref = self.keyframes[-1]
         frames = [ref, *(self.keyframes[i] for i in partners)]
         stack = torch.from_numpy(np.stack([f.image for f in frames]))[None]
+        extras = []
+        if uses_frustum(self.model.inputs):
+            codes = frustum_channels(
+                ref.K,
+                ref.T_world_cam,
+                self.input_size,
+                [f.K for f in frames[1:]],
+                [f.T_world_cam for f in frames[1:]],
+                [self.input_size] * self.m,
+            )
+            extras.append(torch.from_numpy(codes)[None].to(self.device))
+        if uses_stereo(self.model.inputs):
+            codes = stereo_channels(
+                np.stack([f.image for f in frames]),
+                np.stack([f.K for f in frames]),
+                np.stack([f.T_world_cam for f in frames]),
+            )
+            extras.append(torch.from_numpy(codes)[None].to(self.device))
         t1 = time.perf_counter()
-        logits = self.model(normalize_images(stack.to(self.device)))
+        logits = self.model(network_input(stack.to(self.device), *extras))
         counts = logits.argmax(1)[0].to(torch.uint8).cpu().numpy()
         t2 = time.perf_counter()
         fractions = np.bincount(counts.ravel(), minlength=self.m + 1)[: self.m + 1] / counts.size

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from matplotlib.figure import Figure
 from torch.utils.data import DataLoader
 
@@ -24,7 +25,7 @@ from recon_ros.sufficiency.dataset import SampleConfig, SufficiencyDataset
 from recon_ros.sufficiency.fileio import atomic_write_bytes
 from recon_ros.sufficiency.metrics import summarize
 from recon_ros.sufficiency.sources import add_source_arguments, sequences_from_args
-from recon_ros.sufficiency.train import run_epoch, save_figure
+from recon_ros.sufficiency.train import add_threads_argument, run_epoch, save_figure
 
 
 def plot_confusion(confusion: np.ndarray, path: Path, title: str = "") -> None:
@@ -104,7 +105,7 @@ def evaluate(
     model, meta = load_model(checkpoint, dev)
     sample = dict(meta["sample"])
     sample.update(overrides or {})
-    sample.update(m=meta["m"], size=tuple(meta["input_size"]))
+    sample.update(m=meta["m"], size=tuple(meta["input_size"]), inputs=model.inputs)
     config = SampleConfig(**sample)
     ds = SufficiencyDataset(sequences, config, cache_dir=cache_dir)
     if len(ds) == 0:
@@ -136,9 +137,13 @@ def evaluate(
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``recon-ros evaluate sufficiency``."""
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     overrides: dict[str, Any] = {"seed": args.seed}
     if args.partners:
         overrides["partners"] = args.partners
+    if args.reference_stride:
+        overrides["reference_stride"] = args.reference_stride
     metrics = evaluate(
         args.checkpoint,
         sequences_from_args(args),
@@ -168,9 +173,16 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
         default="overlap",
         help="partner choice (default overlap: the pairs the estimator forms at run time)",
     )
+    p.add_argument(
+        "--reference-stride",
+        type=int,
+        default=None,
+        help="use every Nth frame as a reference (default: the checkpoint's)",
+    )
     p.add_argument("--cache-dir", default=None, help="sample cache (default: none)")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto")
     p.add_argument("--seed", type=int, default=1, help="sample plan seed")
+    add_threads_argument(p)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
     return p

@@ -18,6 +18,10 @@ Here, with ``width = 64``:
   transposed convolution because its initial block divides by four; with the stride-1 pooling
   the network divides by two there, so one upsampling suffices.
 
+The input is the paper's stack of ``m + 1`` RGB images (``inputs = "rgb"``), or that stack plus two
+frustum channels per partner (``"rgb+frustum"``, see ``frustum``) and plane-sweep channels
+(``"rgb+frustum+stereo"``, see ``stereo``); only the initial convolution's input width differs.
+
 Sizes that are not powers of two (300 = 2^2 * 75): every transposed convolution is given the exact
 size of the feature map it mirrors (``output_size``), so the logits always have the input's
 height and width, with no padding or cropping of the image.
@@ -26,6 +30,8 @@ height and width, with no padding or cropping of the image.
 import torch
 import torch.nn.functional as F  # noqa: N812 (the usual torch name)
 from torch import nn
+
+from recon_ros.sufficiency.preprocess import check_inputs, input_channels
 
 
 def _conv_bn_relu(cin: int, cout: int, k: int, stride: int = 1) -> nn.Sequential:
@@ -95,13 +101,15 @@ class LinkNet(nn.Module):
             output ``m + 1`` class logits (count 0..m).
         width: channels of the initial block (64 in the paper-sized model, ~3.0 M parameters);
             the encoder widths are ``width * (1, 1, 2, 4)``.
+        inputs: ``"rgb"`` (the paper), ``"rgb+frustum"`` (``2 m`` more input channels) or
+            ``"rgb+frustum+stereo"`` (``3 m + 1`` more).
 
     Shapes:
-        input ``(B, 3 (m + 1), H, W)`` float (see ``preprocess.normalize_images``),
-        output ``(B, m + 1, H, W)`` logits, for any ``H, W >= 1``.
+        input ``(B, C, H, W)`` float, ``C = preprocess.input_channels(m, inputs)`` (see
+        ``preprocess.network_input``), output ``(B, m + 1, H, W)`` logits, for any ``H, W >= 1``.
     """
 
-    def __init__(self, m: int = 4, width: int = 64):
+    def __init__(self, m: int = 4, width: int = 64, inputs: str = "rgb"):
         super().__init__()
         if m < 1:
             raise ValueError(f"m must be >= 1, got {m}")
@@ -109,7 +117,8 @@ class LinkNet(nn.Module):
             raise ValueError(f"width must be a positive multiple of 4, got {width}")
         self.m = m
         self.width = width
-        self.in_channels = 3 * (m + 1)
+        self.inputs = check_inputs(inputs)
+        self.in_channels = input_channels(m, inputs)
         self.num_classes = m + 1
         w = width
         self.initial = _conv_bn_relu(self.in_channels, w, 7, 2)

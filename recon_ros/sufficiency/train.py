@@ -35,7 +35,7 @@ from recon_ros.sufficiency.fileio import atomic_write_bytes
 from recon_ros.sufficiency.labels import IGNORE_LABEL
 from recon_ros.sufficiency.linknet import LinkNet, count_parameters
 from recon_ros.sufficiency.metrics import confusion_matrix, summarize
-from recon_ros.sufficiency.preprocess import normalize_images
+from recon_ros.sufficiency.preprocess import INPUTS, network_input
 from recon_ros.sufficiency.sources import add_source_arguments, sequences_from_args
 
 
@@ -58,6 +58,7 @@ class TrainConfig:
     device: str = "auto"
     seed: int = 0
     num_workers: int = 0
+    threads: int = 0
     resume: bool = True
     cache_dir: str | None = None
     sample: SampleConfig = field(default_factory=lambda: SampleConfig(partners="mixed"))
@@ -119,8 +120,10 @@ def run_epoch(
         total=min(len(loader), max_steps) if max_steps else len(loader),
     )
     with torch.set_grad_enabled(training):
-        for images, labels in bar:
-            x = normalize_images(images.to(device, non_blocking=True))
+        for batch in bar:
+            images, labels = batch[0], batch[1]
+            extras = [b.to(device) for b in batch[2:]]  # frustum, stereo (dataset)
+            x = network_input(images.to(device, non_blocking=True), *extras)
             y = labels.to(device).long()
             valid = int((y != IGNORE_LABEL).sum())
             if valid == 0:
@@ -148,8 +151,13 @@ def run_epoch(
 
 
 def _check_resumable(meta: dict, model: LinkNet, config: TrainConfig, path: Path) -> None:
-    want = {"m": model.m, "width": model.width, "input_size": list(config.sample.size)}
-    have = {k: meta.get(k) for k in want}
+    want = {
+        "m": model.m,
+        "width": model.width,
+        "inputs": model.inputs,
+        "input_size": list(config.sample.size),
+    }
+    have = {k: meta.get(k, "rgb" if k == "inputs" else None) for k in want}
     if have != want:
         raise ValueError(f"resume: {path} was trained with {have}, this run asks for {want}")
 
@@ -163,6 +171,8 @@ def train(sequences: list[Any], config: TrainConfig, progress: bool = True) -> d
     """
     out = Path(config.out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if config.threads > 0:
+        torch.set_num_threads(config.threads)
     device = resolve_device(config.device)
     cache = Path(config.cache_dir) if config.cache_dir else out / "cache"
     full = SufficiencyDataset(sequences, config.sample, cache_dir=cache)
@@ -178,7 +188,7 @@ def train(sequences: list[Any], config: TrainConfig, progress: bool = True) -> d
             ds.prepare(progress=progress)
 
     torch.manual_seed(config.seed)
-    model = LinkNet(m=config.sample.m, width=config.width).to(device)
+    model = LinkNet(m=config.sample.m, width=config.width, inputs=config.sample.inputs).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer,
@@ -323,6 +333,16 @@ def add_sample_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_threads_argument(parser: argparse.ArgumentParser) -> None:
+    """``--threads``, shared by train and evaluate."""
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=0,
+        help="torch CPU threads (torch.set_num_threads); 0: torch's default",
+    )
+
+
 def _sample_config(args: argparse.Namespace, **fixed: Any) -> SampleConfig:
     return SampleConfig(
         partners=args.partners,
@@ -338,7 +358,7 @@ def _sample_config(args: argparse.Namespace, **fixed: Any) -> SampleConfig:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``recon-ros train sufficiency``."""
-    sample = _sample_config(args, m=args.m, size=tuple(args.size))
+    sample = _sample_config(args, m=args.m, size=tuple(args.size), inputs=args.inputs)
     config = TrainConfig(
         out_dir=args.out,
         epochs=args.epochs,
@@ -353,6 +373,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         seed=args.seed,
         num_workers=args.num_workers,
+        threads=args.threads,
         resume=not args.no_resume,
         cache_dir=args.cache_dir,
         sample=sample,
@@ -383,6 +404,15 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
         help="network input size",
     )
     p.add_argument("--width", type=int, default=d.width, help="LinkNet base width (64: ~3M)")
+    p.add_argument(
+        "--inputs",
+        choices=INPUTS,
+        default=s.inputs,
+        help="network input: rgb (the paper's stacked images), rgb+frustum (plus each "
+        "partner's frustum depth interval per pixel, from the poses; sufficiency.frustum) or "
+        "rgb+frustum+stereo (plus plane-sweep depth and per-partner matching costs; "
+        "sufficiency.stereo)",
+    )
     p.add_argument("--epochs", type=int, default=d.epochs)
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--lr", type=float, default=d.lr)
@@ -395,6 +425,7 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", default=None, help="sample cache (default OUT/cache)")
     p.add_argument("--device", default=d.device, help="cpu, cuda or auto")
     p.add_argument("--num-workers", type=int, default=d.num_workers)
+    add_threads_argument(p)
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_sample_arguments(p)

@@ -52,7 +52,10 @@ def test_demo_bag_replayed_live(ros_node, start_node, tmp_path):
         {
             "use_sim_time": True,
             "device": "cpu",
-            "queue_size": 1000,  # keep every frame: the counts below must match exactly
+            # keep every frame (the counts below must match exactly): the player publishes
+            # reliably, a reliable subscription gets all of it however busy the machine is
+            "queue_size": 1000,
+            "image_qos": "reliable",
             "cnn_period_s": 1.0,
             "publish_period_s": 0.25,
             "output_directory": str(tmp_path / "saved"),
@@ -79,7 +82,10 @@ def test_demo_bag_replayed_live(ros_node, start_node, tmp_path):
         return m.frames_received == images and accounted == images
 
     # The bag's /clock stops when it ends; the node must still finish the frames it queued.
-    final = status.wait_for(settled, 300, "every image accounted for", [atlas])
+    try:
+        final = status.wait_for(settled, 300, "every image accounted for", [atlas])
+    except TimeoutError as error:  # the player has exited by now: show its side too
+        raise TimeoutError(f"{error}\n--- bag_player ---\n{player.log()[-4000:]}") from None
     assert final.frames_dropped == 0, {d.reason: d.count for d in final.drops if d.count}
     assert final.frames_integrated > 0 and final.frames_not_keyframes > 0  # keyframe gating at work
     assert player.stop() == 0, player.log()

@@ -28,7 +28,7 @@ def test_sufficiency_estimates_follow_reference_frames(ros_node, start_node):
     stamps = {cv.stamp_to_ns(h.stamp) for h in headers}
     node = start_node(
         "sufficiency_node",
-        {"device": "cpu", "queue_size": 1000},
+        {"device": "cpu", "queue_size": 1000, "image_qos": "reliable"},
         remaps={"image": IMAGE_TOPIC, "camera_info": "/camera/color/camera_info"},
     )
     results = ros_node.collect(FrameSufficiency, "/sufficiency_node/sufficiency", RELIABLE)

@@ -4,6 +4,7 @@ import argparse
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from recon_ros.benchmarks.sufficiency import add_parser as add_bench_parser
@@ -117,3 +118,23 @@ def test_train_on_dataset_folders(tmp_path):
     assert run(argv) == 0
     meta = load_checkpoint(out / "last.pt")["metadata"]
     assert meta["recipe"]["sample"]["m"] == 2
+
+
+def test_train_evaluate_with_frustum_input(tmp_path):
+    out = tmp_path / "run"
+    argv = f"{TRAIN} --epochs 1 --out {out} --inputs rgb+frustum --threads 1"
+    assert run(argv) == 0
+    meta = load_checkpoint(out / "best.pt")["metadata"]
+    assert meta["inputs"] == "rgb+frustum" and meta["sample"]["inputs"] == "rgb+frustum"
+    assert load_model(out / "best.pt")[0].in_channels == 3 * 3 + 2 * 2
+    # Resuming with the other input kind is refused.
+    with pytest.raises(ValueError, match="inputs"):
+        run(f"{TRAIN} --epochs 2 --out {out}")
+    report = tmp_path / "eval"
+    argv = (
+        f"evaluate sufficiency --toy 1 --toy-seed 7 --toy-frames 8 --checkpoint {out}/best.pt "
+        f"--out {report} --device cpu --quiet --threads 1 --reference-stride 2"
+    )
+    assert run(argv) == 0
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert metrics["samples"] == 3 and metrics["sample"]["inputs"] == "rgb+frustum"

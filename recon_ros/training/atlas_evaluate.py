@@ -1,0 +1,326 @@
+"""``recon-ros evaluate atlas``: evaluate an Atlas checkpoint on a folder of scenes (generated,
+ScanNet, 7-Scenes or TUM layouts) through ``AtlasReconstructor``, with the Atlas paper's metrics
+(Table 1: 3D and 2D; Table 4: semantic IoU) and, in the same run, the upper bound of TSDF fusion
+of the ground-truth depth. See ``recon_ros.training.evaluation`` for the procedure.
+
+Writes into ``--out``: ``results.md`` (markdown tables), ``results.json`` (every number, per scene
+and aggregated), ``iou.png`` (per-class IoU of the model and the upper bound), ``scenes.png``
+(F-score per scene) and, with ``--frames-study``, ``frames.png`` (quality against the number of
+input frames, the paper's Fig. 5).
+
+Example::
+
+    recon-ros evaluate atlas --data data/atlas/test --out runs/eval_test \\
+        --frames-study 5 10 20 40
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from recon_ros.core.atomic_io import atomic_write
+from recon_ros.core.checkpoint import load_atlas_model
+from recon_ros.training.evaluation import (
+    DEPTH_KEYS,
+    LAYOUTS,
+    aggregate,
+    evaluate_scene,
+    frame_subset,
+    list_evaluation_scenes,
+    load_frames,
+    load_ground_truth_for,
+    open_sequence,
+    reconstruct,
+    score,
+)
+from recon_ros.training.feature_cache import file_sha256
+from recon_ros.training.metrics import iou_from_confusion, mean_of_present
+from recon_ros.training.plots import plot_bars, plot_frames_curve, save_figure
+
+
+def reconstructor_config(args: argparse.Namespace):
+    """The ``ReconstructorConfig`` of atlas_node's parameters (defaults, ``--params-file``,
+    then the command-line overrides)."""
+    from recon_ros import parameters
+    from recon_ros.core.reconstructor import ReconstructorConfig
+
+    params = parameters.load_params_file(args.params_file) if args.params_file else {}
+    params.pop("weights_path", None)
+    if args.device:
+        params["device"] = args.device
+    if args.window_dims:
+        params["window_dims"] = list(args.window_dims)
+    values = parameters.resolve(params)
+    period = float(values["cnn_period_s"]) if args.cnn_period is None else args.cnn_period
+    return ReconstructorConfig.from_dict(parameters.core_config_dict(values)), period
+
+
+def _fmt(value, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return "-"
+    return f"{value:.{digits}f}"
+
+
+def markdown_report(report: dict) -> str:
+    """The evaluation as markdown tables."""
+    model, bound = report["model"], report.get("upper_bound") or {}
+    names = report["class_names"]
+    label = f"Atlas (`{Path(report['weights']).name}`)"
+    bound_label = "TSDF fusion of GT depth (upper bound)"
+    lines = [
+        "# Atlas evaluation",
+        "",
+        f"- weights: `{report['weights']}` (sha256 `{report['weights_sha256'][:16]}...`)",
+        f"- data: {', '.join(f'`{d}`' for d in report['data'])}: {len(report['scenes'])} scenes",
+        f"- reconstructor: window {report['config']['window_dims']}, voxel "
+        f"{report['voxel_size']} m, keyframes every {report['config']['keyframe_min_translation']}"
+        f" m / {report['config']['keyframe_min_rotation_deg']} deg, 3D CNN every "
+        f"{report['cnn_period_s']} s of frame time, device {report['device']}",
+        f"- wall time: {report['seconds']:.0f} s",
+        "",
+        "## 3D geometry (Table 1: L1 over observed voxels with t* < 1; points within 5 cm)",
+        "",
+        "| method | L1 | Acc (m) | Comp (m) | Prec | Recall | F-score |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    point_keys = ("l1", "acc", "comp", "prec", "recall", "fscore")
+    lines.append(f"| {label} | " + " | ".join(_fmt(model.get(k)) for k in point_keys) + " |")
+    if bound:
+        lines.append(
+            f"| {bound_label} | " + " | ".join(_fmt(bound.get(k)) for k in point_keys) + " |"
+        )
+    lines += [
+        "",
+        "## 2D depth rendered from the mesh at the input poses",
+        "",
+        "| method | AbsRel | AbsDiff | SqRel | RMSE | δ<1.25 | δ<1.25² | δ<1.25³ | Comp |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    lines.append(f"| {label} | " + " | ".join(_fmt(model.get(k)) for k in DEPTH_KEYS) + " |")
+    if bound:
+        lines.append(
+            f"| {bound_label} | " + " | ".join(_fmt(bound.get(k)) for k in DEPTH_KEYS) + " |"
+        )
+    if "iou" in model:
+        lines += [
+            "",
+            "## Semantics (IoU, labels transferred to the ground-truth mesh by nearest neighbour)",
+            "",
+            "| method | " + " | ".join(names) + " | mIoU |",
+            "| --- |" + " --- |" * (len(names) + 1),
+            f"| {label} | " + " | ".join(_fmt(v) for v in model["iou"]) + f" | "
+            f"{_fmt(model['miou'])} |",
+        ]
+        if "iou" in bound:
+            lines.append(
+                f"| {bound_label} | " + " | ".join(_fmt(v) for v in bound["iou"]) + f" | "
+                f"{_fmt(bound['miou'])} |"
+            )
+    lines += [
+        "",
+        "## Per scene",
+        "",
+        "| scene | frames | keyframes | L1 | F-score | AbsRel | mIoU | upper-bound F-score | s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for scene in report["scenes"]:
+        m, b, info = scene["model"], scene["upper_bound"], scene["info"]
+        miou = (
+            mean_of_present(iou_from_confusion(np.asarray(m["confusion"])))
+            if "confusion" in m
+            else None
+        )
+        lines.append(
+            f"| {scene['name']} | {info['frames']} | {info['keyframes']} | {_fmt(m['l1'])} | "
+            f"{_fmt(m['fscore'])} | {_fmt(m['depth_abs_rel'])} | {_fmt(miou)} | "
+            f"{_fmt(b.get('fscore'))} | {m['seconds']:.0f} |"
+        )
+    study = report.get("frames_study")
+    if study:
+        lines += [
+            "",
+            f"## Quality against the number of input frames ({study['scenes']} scenes, frames "
+            "evenly spaced)",
+            "",
+            "| frames | F-score | L1 | AbsRel | mIoU |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for i, n in enumerate(study["frames"]):
+            lines.append(
+                f"| {n} | {_fmt(study['fscore'][i])} | {_fmt(study['l1'][i])} | "
+                f"{_fmt(study['depth_abs_rel'][i])} | {_fmt(study['miou'][i])} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def frames_study(
+    folders: list[Path], model, config, period: float, args: argparse.Namespace, num_classes: int
+) -> dict:
+    """Metrics against the number of frames offered (evenly spaced among the evaluated ones),
+    on ``folders``; the scoring always uses every evaluated frame's depth."""
+    counts = sorted(set(args.frames_study))
+    per_count: dict = {}
+    for folder in folders:
+        sequence, layout = open_sequence(folder, args.layout)
+        indices = frame_subset(len(sequence), args.max_frames)
+        frames = load_frames(sequence, indices)
+        gt = load_ground_truth_for(
+            sequence, layout, frames, model.config.voxel_size, model.config.truncation
+        )
+        for n in [*(c for c in counts if c < len(indices)), len(indices)]:
+            chosen = [indices[j] for j in frame_subset(len(indices), n)]
+            prediction = reconstruct(sequence, model, config, chosen, gt, period)
+            per_count.setdefault(n, []).append(score(prediction, gt, frames, num_classes))
+    rows: dict = {"frames": sorted(per_count), "scenes": len(folders)}
+    for key in ("fscore", "l1", "depth_abs_rel", "miou"):
+        rows[key] = [
+            aggregate(per_count[n], num_classes).get(key, float("nan")) for n in rows["frames"]
+        ]
+    return rows
+
+
+def plot_scenes(report: dict, path: Path) -> None:
+    from matplotlib.figure import Figure
+
+    names = [s["name"] for s in report["scenes"]]
+    fig = Figure(figsize=(max(5.0, 0.6 * len(names) + 2), 3.2))
+    ax = fig.subplots()
+    x = np.arange(len(names))
+    ax.bar(x - 0.2, [s["model"]["fscore"] for s in report["scenes"]], 0.4, label="Atlas")
+    if report.get("upper_bound"):
+        ax.bar(
+            x + 0.2,
+            [s["upper_bound"]["fscore"] for s in report["scenes"]],
+            0.4,
+            label="fusion of GT depth",
+        )
+    ax.set_xticks(x)
+    ax.set_xticklabels(names, rotation=45, ha="right")
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("F-score at 5 cm")
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend()
+    save_figure(fig, path)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of ``recon-ros evaluate atlas``."""
+    from recon_ros.weights import default_atlas_weights
+
+    torch.set_num_threads(args.threads)
+    started = time.monotonic()
+    weights = Path(args.weights) if args.weights else default_atlas_weights()
+    config, period = reconstructor_config(args)
+    model, metadata = load_atlas_model(weights, "cpu")
+    num_classes = model.config.num_classes
+    folders = []
+    for root in args.data:
+        folders += list_evaluation_scenes(root)
+    if args.scenes is not None:
+        folders = folders[: args.scenes]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    mesh_dir = out / "meshes" if args.save_meshes else None
+    scenes = []
+    for i, folder in enumerate(folders):
+        result = evaluate_scene(
+            folder,
+            model,
+            config,
+            num_classes,
+            model.config.voxel_size,
+            model.config.truncation,
+            layout=args.layout,
+            cnn_period_s=period,
+            max_frames=args.max_frames,
+            upper_bound=not args.no_upper_bound,
+            mesh_dir=mesh_dir,
+        )
+        scenes.append(result.__dict__)
+        m = result.model
+        print(
+            f"[{i + 1}/{len(folders)}] {result.name}: F-score {m['fscore']:.3f}, L1 "
+            f"{m['l1']:.3f}, AbsRel {m['depth_abs_rel']:.3f}"
+            + (
+                f"; upper bound F-score {result.upper_bound['fscore']:.3f}"
+                if result.upper_bound
+                else ""
+            ),
+            flush=True,
+        )
+    report = {
+        "format": "recon_ros.atlas_evaluation",
+        "weights": str(weights),
+        "weights_sha256": file_sha256(weights),
+        "weights_trained": metadata.get("trained"),
+        "data": [str(d) for d in args.data],
+        "class_names": list(model.config.class_names),
+        "voxel_size": model.config.voxel_size,
+        "config": config.to_dict(),
+        "cnn_period_s": period,
+        "device": str(config.device),
+        "model": aggregate([s["model"] for s in scenes], num_classes),
+        "upper_bound": aggregate(
+            [s["upper_bound"] for s in scenes if s["upper_bound"]], num_classes
+        ),
+        "scenes": scenes,
+    }
+    if args.frames_study:
+        study_folders = folders[: args.frames_study_scenes]
+        report["frames_study"] = frames_study(
+            study_folders, model, config, period, args, num_classes
+        )
+        study = report["frames_study"]
+        plot_frames_curve(
+            study["frames"],
+            {"F-score": study["fscore"], "L1": study["l1"], "AbsRel": study["depth_abs_rel"]},
+            out / "frames.png",
+        )
+    report["seconds"] = time.monotonic() - started
+    text = json.dumps(report, indent=1).encode()
+    atomic_write(out / "results.json", lambda f: f.write(text))
+    markdown = markdown_report(report).encode()
+    atomic_write(out / "results.md", lambda f: f.write(markdown))
+    if "iou" in report["model"]:
+        rows = {"Atlas": report["model"]["iou"]}
+        if "iou" in report["upper_bound"]:
+            rows["fusion of GT depth"] = report["upper_bound"]["iou"]
+        plot_bars(list(model.config.class_names), rows, out / "iou.png", "IoU per class")
+    plot_scenes(report, out / "scenes.png")
+    print(markdown.decode())
+    return 0
+
+
+def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
+    """Register ``atlas`` under ``recon-ros evaluate``."""
+    p = subparsers.add_parser(
+        "atlas",
+        help="evaluate an Atlas checkpoint on scenes (Atlas Table 1 and 4 metrics)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--data", nargs="+", required=True, help="scene folders or dataset folders")
+    p.add_argument("--out", required=True, help="output folder (results.md, results.json, PNGs)")
+    p.add_argument("--weights", help="Atlas checkpoint (default: the shipped weights)")
+    p.add_argument("--layout", choices=LAYOUTS, default="auto")
+    p.add_argument("--params-file", help="atlas_node parameter file (config/atlas.yaml)")
+    p.add_argument("--device", help="cpu, cuda or auto (default: the parameters')")
+    p.add_argument("--window-dims", type=int, nargs=3, metavar=("X", "Y", "Z"))
+    p.add_argument("--cnn-period", type=float, help="seconds of frame time between 3D CNN runs")
+    p.add_argument("--scenes", type=int, help="evaluate only the first N scenes")
+    p.add_argument("--max-frames", type=int, help="offer at most N frames, evenly spaced")
+    p.add_argument("--no-upper-bound", action="store_true", help="skip the fusion row")
+    p.add_argument(
+        "--frames-study", type=int, nargs="*", default=[], help="frame counts for Fig. 5"
+    )
+    p.add_argument("--frames-study-scenes", type=int, default=3)
+    p.add_argument("--save-meshes", action="store_true", help="write OUT/meshes/<scene>.ply")
+    p.add_argument("--threads", type=int, default=2, help="torch threads")
+    p.set_defaults(func=run)
+    return p
