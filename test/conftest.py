@@ -1,7 +1,8 @@
 """Shared pytest set-up.
 
 Every test session gets its own ROS domain and keeps DDS discovery on this machine, so parallel
-sessions (and other ROS graphs on the machine) never see each other's topics.
+sessions (and other ROS graphs on the machine) never see each other's topics; DDS data goes over
+UDP loopback (see below).
 """
 
 import os
@@ -13,3 +14,7 @@ if "RECON_ROS_TEST_DOMAIN" not in os.environ:
 os.environ["ROS_DOMAIN_ID"] = os.environ["RECON_ROS_TEST_DOMAIN"]
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")  # Jazzy and later
 os.environ.setdefault("ROS_LOCALHOST_ONLY", "1")  # Humble
+# Data over UDP loopback, not Fast DDS's shared memory: a node killed by a test timeout leaves its
+# /dev/shm segments behind, and later participants that reuse those port numbers on this machine
+# can discover each other yet receive no data (seen in CI). Fast DDS 2.13 and later read this.
+os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "UDPv4")

@@ -10,7 +10,9 @@ Measures, on the CPU and on CUDA when available, at the network size (300x300 by
   (``labels.conjugate_pair_labels``, numpy on the CPU) at the same size, i.e. what the network
   replaces when depth exists. The ratio ``estimator / labels`` is printed.
 
-The network has random weights: speed does not depend on them.
+The network has random weights: speed does not depend on them. ``inputs`` picks the network's
+input (default: the shipped checkpoint's ``rgb+frustum+stereo``, whose estimator also computes
+the frustum and plane-sweep channels; ``rgb``: the paper's images only).
 """
 
 import argparse
@@ -23,6 +25,7 @@ import torch
 from recon_ros.sufficiency.estimator import SufficiencyEstimator
 from recon_ros.sufficiency.labels import conjugate_pair_labels
 from recon_ros.sufficiency.linknet import LinkNet, count_parameters
+from recon_ros.sufficiency.preprocess import input_channels
 from recon_ros.sufficiency.synthetic import ToySequence
 
 
@@ -48,6 +51,7 @@ def benchmark_sufficiency(
     warmup: int = 3,
     devices: tuple[str, ...] | None = None,
     seed: int = 0,
+    inputs: str = "rgb+frustum+stereo",
 ) -> dict:
     """Run the measurements; returns ``{"parameters", "threads", "rows": [...]}``, each row
     ``{"device", "what", "median_ms", "best_ms", "per_s"}`` (best: the fastest iteration, the
@@ -73,7 +77,7 @@ def benchmark_sufficiency(
         lambda: None,
     )
     rows.append({"device": "cpu", "what": "labels from depth (baseline)", **labels})
-    model = LinkNet(m=m).eval()
+    model = LinkNet(m=m, inputs=inputs).eval()
     for name in devices:
         device = torch.device(name)
         net = model.to(device)
@@ -83,7 +87,7 @@ def benchmark_sufficiency(
                 torch.cuda.synchronize(device)
 
         for batch in (1, 8):
-            x = torch.randn(batch, 3 * (m + 1), *size, device=device)
+            x = torch.randn(batch, input_channels(m, inputs), *size, device=device)
 
             def forward(net=net, x=x):
                 with torch.inference_mode():
@@ -111,6 +115,7 @@ def benchmark_sufficiency(
         "threads": torch.get_num_threads(),
         "size": list(size),
         "m": m,
+        "inputs": inputs,
         "rows": rows,
     }
 
@@ -119,8 +124,8 @@ def format_report(result: dict) -> str:
     """Markdown table of :func:`benchmark_sufficiency`, with ratios to the label baseline."""
     base = result["rows"][0]["per_s"]
     lines = [
-        f"LinkNet m={result['m']}, {result['parameters']} parameters, input "
-        f"{result['size'][0]}x{result['size'][1]}, torch threads {result['threads']}",
+        f"LinkNet m={result['m']}, inputs {result['inputs']}, {result['parameters']} parameters, "
+        f"input {result['size'][0]}x{result['size'][1]}, torch threads {result['threads']}",
         "",
         "| device | what | median ms | best ms | per s (median) | vs labels |",
         "| --- | --- | --- | --- | --- | --- |",
@@ -138,7 +143,7 @@ def run(args: argparse.Namespace) -> int:
     """Entry point of ``recon-ros bench-sufficiency``."""
     devices = None if args.device == "auto" else (args.device,)
     result = benchmark_sufficiency(
-        tuple(args.size), args.m, iterations=args.iterations, devices=devices
+        tuple(args.size), args.m, iterations=args.iterations, devices=devices, inputs=args.inputs
     )
     print(format_report(result), end="")
     return 0
@@ -151,6 +156,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     p.add_argument("--size", type=int, nargs=2, default=[300, 300], metavar=("H", "W"))
     p.add_argument("--m", type=int, default=4)
+    p.add_argument(
+        "--inputs",
+        default="rgb+frustum+stereo",
+        choices=("rgb", "rgb+frustum", "rgb+frustum+stereo"),
+        help="network input (default: the shipped checkpoint's)",
+    )
     p.add_argument("--iterations", type=int, default=20)
     p.add_argument("--device", default="auto", help="cpu, cuda, or auto (cpu and cuda if there)")
     p.set_defaults(func=run)

@@ -15,4 +15,7 @@ if [ -f "$_recon_root/.ros_ws/install/setup.bash" ]; then
   source "$_recon_root/.ros_ws/install/setup.bash"
   eval "$_recon_u"; unset _recon_u
 fi
+# DDS data over UDP loopback rather than shared memory: segments left in /dev/shm by a killed node
+# can leave later nodes on this machine discovering each other but receiving nothing.
+export FASTDDS_BUILTIN_TRANSPORTS="${FASTDDS_BUILTIN_TRANSPORTS:-UDPv4}"
 unset _recon_root _recon_venv
