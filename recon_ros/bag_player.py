@@ -20,18 +20,10 @@ from pathlib import Path
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import deserialize_message, serialize_message
 
-from recon_ros.ros_common import LATCHED_QOS
+from recon_ros.ros_common import LATCHED_QOS, RELIABLE_STREAM_QOS
 from recon_ros.ros_params import declare
-
-DEFAULT_QOS = QoSProfile(
-    history=HistoryPolicy.KEEP_LAST,
-    depth=100,
-    reliability=ReliabilityPolicy.RELIABLE,
-    durability=DurabilityPolicy.VOLATILE,
-)
 
 
 def message_class(msgtype: str):
@@ -122,7 +114,7 @@ class BagPlayer(Node):
             publishers = {}
             for c in connections:
                 if c.topic not in publishers:
-                    qos = LATCHED_QOS if c.topic == "/tf_static" else DEFAULT_QOS
+                    qos = LATCHED_QOS if c.topic == "/tf_static" else RELIABLE_STREAM_QOS
                     publishers[c.topic] = self.create_publisher(
                         message_class(c.msgtype), c.topic, qos
                     )

@@ -21,7 +21,7 @@ from rclpy.qos import qos_profile_sensor_data
 from recon_ros import conversions
 from recon_ros.frames import DROP_REASONS, FrameDropped, PosedFrame, posed_frame
 from recon_ros.parameters import INPUT_PARAMS
-from recon_ros.ros_common import POSE_QOS, RELIABLE_INPUT_QOS, TF_QOS, TF_STATIC_QOS
+from recon_ros.ros_common import POSE_QOS, RELIABLE_STREAM_QOS, TF_QOS, TF_STATIC_QOS
 from recon_ros.ros_params import declare_table
 from recon_ros.tf_buffer import ExtrapolationError, TransformBuffer, TransformError
 
@@ -101,7 +101,7 @@ class PosedImageInput:
             self.image_topic = "image"
             image_type = Image
         image_qos = (
-            RELIABLE_INPUT_QOS if settings.image_qos == "reliable" else qos_profile_sensor_data
+            RELIABLE_STREAM_QOS if settings.image_qos == "reliable" else qos_profile_sensor_data
         )
         self.image_sub = node.create_subscription(
             image_type, self.image_topic, self._on_image, image_qos, callback_group=group

@@ -37,10 +37,11 @@ POSE_QOS = QoSProfile(
     durability=DurabilityPolicy.VOLATILE,
 )
 
-#: Image and CameraInfo inputs with ``image_qos: reliable``: a reliable publisher (a bag player)
-#: delivers every frame and the depth absorbs executor stalls; a best-effort publisher does not
-#: match it, which is why sensor data stays the default.
-RELIABLE_INPUT_QOS = QoSProfile(
+#: A stream where every message counts: what the bag player publishes with (as ``ros2 bag play``)
+#: and what image and CameraInfo inputs subscribe with under ``image_qos: reliable`` (the depth
+#: absorbs executor stalls). A best-effort publisher does not match it, which is why sensor data
+#: stays the inputs' default.
+RELIABLE_STREAM_QOS = QoSProfile(
     history=HistoryPolicy.KEEP_LAST,
     depth=100,
     reliability=ReliabilityPolicy.RELIABLE,

@@ -386,10 +386,10 @@ def load_backbone(path: str | Path, config: AtlasModelConfig) -> tuple[nn.Module
 
 
 class VolumeLossMixin:
-    """The 3D stages' loss: multi-scale TSDF and semantic terms of the stage's ``forward``."""
+    """The 3D stages' loss (multi-scale TSDF and semantic terms of the stage's ``forward``) and
+    their validation over crops."""
 
-    def compute_loss(self, model, batch, device):
-        tsdf, masks, logits = self.forward(model, batch)
+    def _loss(self, batch, tsdf, masks, logits):
         return atlas_training_loss(
             tsdf,
             masks,
@@ -399,6 +399,37 @@ class VolumeLossMixin:
             self.class_weights,
             self.args.band_share,
         )
+
+    def compute_loss(self, model, batch, device):
+        return self._loss(batch, *self.forward(model, batch))
+
+    def validate_crops(self, model, device, data) -> dict[str, float]:
+        """Mean loss terms over the crops of ``data``, plus voxel L1 and sign accuracy of the
+        fine TSDF in the observed truncation band and the voxel mIoU of the semantic head."""
+        k = self.model_config.num_classes
+        matrix = np.zeros((k, k), dtype=np.int64)
+        sums: dict[str, float] = {}
+        l1_sum, l1_count, sign_ok = 0.0, 0, 0
+        for i in range(len(data)):
+            batch = {key: value[None].to(device) for key, value in data[i].items()}
+            tsdf, masks, logits = self.forward(model, batch)
+            _, parts = self._loss(batch, tsdf, masks, logits)
+            for key, value in parts.items():
+                sums[key] = sums.get(key, 0.0) + float(value)
+            target = batch["tsdf"]
+            band = batch["observed"] & (target < 1.0)
+            prediction = tsdf[-1].float()
+            l1_sum += float((prediction - target).abs()[band].sum())
+            l1_count += int(band.sum())
+            sign_ok += int(((prediction >= 0) == (target >= 0))[band].sum())
+            if logits is not None:
+                matrix += confusion(logits.argmax(1), batch["semantic"], k)
+        metrics = {key: value / len(data) for key, value in sums.items()}
+        metrics["voxel_l1"] = l1_sum / max(1, l1_count)
+        metrics["voxel_sign_accuracy"] = sign_ok / max(1, l1_count)
+        metrics["voxel_miou"] = mean_iou(matrix)
+        metrics["score"] = metrics["loss"]
+        return metrics
 
 
 class VolumeStage(VolumeLossMixin, AtlasStageBase):
@@ -465,39 +496,7 @@ class VolumeStage(VolumeLossMixin, AtlasStageBase):
         data = self.val_dataset()
         if data is None:
             return {"score": float("nan")}
-        k = self.model_config.num_classes
-        matrix = np.zeros((k, k), dtype=np.int64)
-        sums: dict[str, float] = {}
-        l1_sum, l1_count, sign_ok = 0.0, 0, 0
-        for i in range(len(data)):
-            item = data[i]
-            batch = {key: value[None].to(device) for key, value in item.items()}
-            tsdf, masks, logits = self.forward(model, batch)
-            _, parts = atlas_training_loss(
-                tsdf,
-                masks,
-                logits,
-                batch,
-                self.args.semantic_weight,
-                self.class_weights,
-                self.args.band_share,
-            )
-            for key, value in parts.items():
-                sums[key] = sums.get(key, 0.0) + float(value)
-            target = batch["tsdf"]
-            band = batch["observed"] & (target < 1.0)
-            prediction = tsdf[-1].float()
-            l1_sum += float((prediction - target).abs()[band].sum())
-            l1_count += int(band.sum())
-            sign_ok += int(((prediction >= 0) == (target >= 0))[band].sum())
-            if logits is not None:
-                matrix += confusion(logits.argmax(1), batch["semantic"], k)
-        metrics = {key: value / len(data) for key, value in sums.items()}
-        metrics["voxel_l1"] = l1_sum / max(1, l1_count)
-        metrics["voxel_sign_accuracy"] = sign_ok / max(1, l1_count)
-        metrics["voxel_miou"] = mean_iou(matrix)
-        metrics["score"] = metrics["loss"]
-        return metrics
+        return self.validate_crops(model, device, data)
 
     def assemble(self, net3d_state: dict) -> AtlasModel:
         model = AtlasModel(self.model_config)
@@ -588,34 +587,7 @@ class EndToEndStage(VolumeLossMixin, AtlasStageBase):
         if not self.val_scenes:
             return {"score": float("nan")}
         data = self._data(self.val_scenes, self.args.val_crops, self.args.seed + 7919, None)
-        k = self.model_config.num_classes
-        matrix = np.zeros((k, k), dtype=np.int64)
-        sums: dict[str, float] = {}
-        l1_sum, l1_count = 0.0, 0
-        for i in range(len(data)):
-            batch = {key: value[None].to(device) for key, value in data[i].items()}
-            tsdf, masks, logits = self.forward(model, batch)
-            _, parts = atlas_training_loss(
-                tsdf,
-                masks,
-                logits,
-                batch,
-                self.args.semantic_weight,
-                self.class_weights,
-                self.args.band_share,
-            )
-            for key, value in parts.items():
-                sums[key] = sums.get(key, 0.0) + float(value)
-            band = batch["observed"] & (batch["tsdf"] < 1.0)
-            l1_sum += float((tsdf[-1].float() - batch["tsdf"]).abs()[band].sum())
-            l1_count += int(band.sum())
-            if logits is not None:
-                matrix += confusion(logits.argmax(1), batch["semantic"], k)
-        metrics = {key: value / len(data) for key, value in sums.items()}
-        metrics["voxel_l1"] = l1_sum / max(1, l1_count)
-        metrics["voxel_miou"] = mean_iou(matrix)
-        metrics["score"] = metrics["loss"]
-        return metrics
+        return self.validate_crops(model, device, data)
 
     def export(self, model, out_dir: Path, summary: dict) -> dict[str, str]:
         final = AtlasModel(self.model_config)

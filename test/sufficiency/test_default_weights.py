@@ -35,8 +35,6 @@ EXPECTED_ACCURACY = 0.9619
 EXPECTED_BASELINE = 0.9154
 TOLERANCE = 0.005
 
-pytestmark = pytest.mark.skipif(not SHIPPED.is_file(), reason="no trained weights shipped")
-
 
 @pytest.fixture(scope="module")
 def held_out_scene(tmp_path_factory):
