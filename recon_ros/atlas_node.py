@@ -27,13 +27,12 @@ from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 
 from recon_ros import conversions
-from recon_ros.core.reconstructor import AtlasReconstructor, ReconstructorConfig
-from recon_ros.parameters import CORE_PARAMS, NODE_PARAMS, core_config_dict
+from recon_ros.parameters import CORE_PARAMS, NODE_PARAMS, resolve
 from recon_ros.ply import write_ply
 from recon_ros.posed_input import InputSettings, PosedImageInput
+from recon_ros.reconstruction import build_reconstructor
 from recon_ros.ros_common import LATCHED_QOS, run_node
 from recon_ros.ros_params import declare_table
-from recon_ros.weights import default_atlas_weights
 
 # Late subscribers (an RViz started later) get the latest mesh, cloud and status.
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
@@ -47,8 +46,15 @@ class AtlasNode(Node):
 
         inputs = InputSettings.declare(self)
         self._declare_parameters()
-        self._reconstructor = AtlasReconstructor(self._weights_path, self._config)
-        self._input = PosedImageInput(self, inputs, self._input_group)
+        self._reconstructor, self._description, warnings = build_reconstructor(self._values)
+        for warning in warnings:
+            self.get_logger().warning(warning)
+        self._input = PosedImageInput(
+            self,
+            inputs,
+            self._input_group,
+            require_depth=self._reconstructor.config.depth_source == "sensor",
+        )
         self._world_frame = inputs.world_frame
 
         self._mesh_pub = self.create_publisher(self._marker_type(), "~/mesh", LATCHED_QOS)
@@ -97,7 +103,7 @@ class AtlasNode(Node):
         self._worker.start()
         window = self._reconstructor.window
         self.get_logger().info(
-            f"atlas_node ready: weights {self._weights_path}, device {self._reconstructor.device}, "
+            f"atlas_node ready: {self._description}, device {self._reconstructor.device}, "
             f"window {tuple(window.dims)} voxels of {window.voxel_size * 100:.1f} cm, world frame "
             f"'{self._world_frame}', poses from {inputs.pose_source}; listening on "
             f"'{self.resolve_topic_name(self._input.image_topic)}' and "
@@ -113,9 +119,7 @@ class AtlasNode(Node):
     def _declare_parameters(self) -> None:
         core = declare_table(self, CORE_PARAMS)
         node = declare_table(self, NODE_PARAMS)
-        weights = node["weights_path"]
-        self._weights_path = Path(weights).expanduser() if weights else default_atlas_weights()
-        self._config = ReconstructorConfig.from_dict(core_config_dict(core))
+        self._values = resolve({**core, **node})
         self._cnn_period = node["cnn_period_s"]
         self._publish_period = node["publish_period_s"]
         self._color_mode = node["mesh_color_mode"]
@@ -132,7 +136,13 @@ class AtlasNode(Node):
                 continue
             try:
                 result = self._reconstructor.integrate(
-                    frame.rgb, frame.camera.K, frame.T_world_cam, frame.stamp_ns * 1e-9
+                    frame.rgb,
+                    frame.camera.K,
+                    frame.T_world_cam,
+                    frame.stamp_ns * 1e-9,
+                    depth=frame.depth,
+                    K_depth=frame.depth_camera.K if frame.depth_camera else None,
+                    T_cam_depth=frame.T_cam_depth,
                 )
             except ValueError as error:
                 self._input.drop("rejected", f"stamp {frame.stamp_ns / 1e9:.3f}: {error}")

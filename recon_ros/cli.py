@@ -25,7 +25,11 @@ COMMANDS = {
     "bench-sufficiency": ("recon_ros.benchmarks.sufficiency", "benchmark the sufficiency estimate"),
 }
 # model -> module, for `recon-ros train MODEL` and `recon-ros evaluate MODEL`
-TRAINERS = {"atlas": "recon_ros.training.atlas_train", "sufficiency": "recon_ros.sufficiency.train"}
+TRAINERS = {
+    "atlas": "recon_ros.training.atlas_train",
+    "sufficiency": "recon_ros.sufficiency.train",
+    "depth": "recon_ros.depth.train",
+}
 EVALUATORS = {
     "atlas": "recon_ros.training.atlas_evaluate",
     "sufficiency": "recon_ros.sufficiency.evaluate",

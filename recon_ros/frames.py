@@ -25,7 +25,11 @@ DROP_REASONS = (
     "bad_pose",
     "queue_full",
     "rejected",
+    "no_depth",
+    "bad_depth",
 )
+#: A depth image pairs with the colour image whose stamp is at most this far from its own.
+DEPTH_STAMP_TOLERANCE_NS = 20_000_000
 
 
 class FrameDropped(Exception):
@@ -49,6 +53,9 @@ class PosedFrame:
     camera: PinholeCamera
     T_world_cam: np.ndarray  # (4, 4)
     header: object  # the image's std_msgs/Header, for stamping outputs
+    depth: np.ndarray | None = None  # (Hd, Wd) float32 metres, 0 unknown
+    depth_camera: PinholeCamera | None = None
+    T_cam_depth: np.ndarray | None = None  # depth optical frame in the colour optical frame
 
 
 def describe(msg) -> str:
@@ -127,3 +134,52 @@ def posed_frame(
     if not np.all(np.isfinite(T_world_cam)):
         raise FrameDropped("bad_pose", f"{where}: the pose of '{frame_id}' is not finite")
     return PosedFrame(stamp_ns, frame_id, rgb, camera, T_world_cam, msg.header)
+
+
+def attach_depth(
+    frame: PosedFrame,
+    msg,
+    info,
+    lookup_extrinsics: Callable[[str, str, int], np.ndarray],
+) -> PosedFrame:
+    """``frame`` with the depth image ``msg`` (16UC1/mono16 millimetres or 32FC1 metres) and its
+    CameraInfo ``info`` attached. Depth registered to the colour image (the same frame id) may
+    come without CameraInfo when it has the colour image's size; depth in its own optical frame
+    gets ``T_cam_depth`` from ``lookup_extrinsics(colour_frame, depth_frame, stamp_ns)``.
+
+    Raises FrameDropped (``bad_depth``) naming the problem.
+    """
+    where = f"depth image stamp {conversions.stamp_to_ns(msg.header.stamp) / 1e9:.3f}"
+    try:
+        depth = conversions.image_to_depth(msg)
+    except ValueError as error:
+        raise FrameDropped("bad_depth", f"{where}: {error}") from error
+    height, width = depth.shape
+    depth_frame = str(msg.header.frame_id).lstrip("/") or frame.frame_id
+    registered = depth_frame == frame.frame_id
+    if info is None:
+        if not registered or (height, width) != frame.rgb.shape[:2]:
+            raise FrameDropped(
+                "bad_depth",
+                f"{where}: no depth CameraInfo, and the depth is not registered to the colour "
+                f"image ('{depth_frame}' vs '{frame.frame_id}', {width}x{height} vs "
+                f"{frame.rgb.shape[1]}x{frame.rgb.shape[0]})",
+            )
+        camera = frame.camera
+    else:
+        try:
+            camera = camera_for_image(info, width, height, where)
+        except FrameDropped as dropped:
+            raise FrameDropped("bad_depth", dropped.detail) from dropped
+    T_cam_depth = None
+    if not registered:
+        try:
+            T_cam_depth = lookup_extrinsics(frame.frame_id, depth_frame, frame.stamp_ns)
+        except TransformError as error:
+            raise FrameDropped(
+                "bad_depth",
+                f"{where}: no transform from the depth frame '{depth_frame}' to the colour "
+                f"frame '{frame.frame_id}': {error}",
+            ) from error
+    frame.depth, frame.depth_camera, frame.T_cam_depth = depth, camera, T_cam_depth
+    return frame

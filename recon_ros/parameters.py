@@ -76,11 +76,58 @@ INPUT_PARAMS = (
         "Shortest interval between repeats of one warning, in seconds.",
         (0.0, 600.0),
     ),
+    Param(
+        "use_depth",
+        False,
+        "Subscribe to an RGB-D camera's depth on 'depth/image' (16UC1 millimetres or 32FC1 "
+        "metres) and 'depth/camera_info'; registered to the colour image, or in its own optical "
+        "frame (linked to the colour frame by TF). Paired with colour images by stamp.",
+    ),
 )
 
 # Parameters of the reconstruction core; ``config_key`` maps them onto ReconstructorConfig.
 CORE_PARAMS = (
     Param("device", "auto", "Torch device: 'auto' (cuda when present), 'cpu', 'cuda' or 'cuda:N'."),
+    Param(
+        "pipeline",
+        "fusion",
+        "'fusion': each keyframe's depth (the RGB-D camera's, or multi-view stereo over recent "
+        "keyframes) fused as a TSDF with semantic label votes; 'atlas': the paper's features-only "
+        "Atlas (back-projected 2D features, the 3D network predicts the TSDF).",
+        choices=("fusion", "atlas"),
+    ),
+    Param(
+        "depth_source",
+        "auto",
+        "Fusion pipeline: 'auto' (sensor depth while it arrives, else multi-view stereo), 'mvs' "
+        "(stereo only) or 'sensor' (only frames with depth are mapped).",
+        choices=("auto", "mvs", "sensor"),
+    ),
+    Param("truncation_voxels", 3.0, "TSDF truncation of the fusion, in voxels.", (0.5, 20.0)),
+    Param(
+        "stereo_partners",
+        3,
+        "Earlier keyframes the stereo depth of a keyframe is computed with.",
+        (1, 4),
+    ),
+    Param(
+        "stereo_min_baseline_m",
+        0.05,
+        "Stereo partners are at least this far from the keyframe (no depth from a standstill).",
+        (0.0, 10.0),
+    ),
+    Param(
+        "stereo_max_baseline_m",
+        0.6,
+        "... and at most this far (views too far apart see the scene differently).",
+        (0.01, 50.0),
+    ),
+    Param(
+        "min_depth_confidence",
+        0.5,
+        "Stereo depth whose confidence is below this is not fused.",
+        (0.0, 0.99),
+    ),
     Param("voxel_size_m", 0.04, "Voxel edge length in metres.", (0.01, 0.5)),
     Param(
         "window_dims",
@@ -117,10 +164,12 @@ CORE_PARAMS = (
     Param("keyframe_min_rotation_deg", 15.0, "... or turned this many degrees.", (0.0, 180.0)),
     Param(
         "window_mode",
-        "floor",
-        "How the window follows the camera: 'floor' (slides over the floor plane, fixed height "
-        "range from window_floor_z_m) or '3d' (follows in all three axes).",
-        choices=("floor", "3d"),
+        "auto",
+        "How the window follows the camera: 'auto' (decided at the first keyframe from the "
+        "camera's image-down axis: over the floor when world z is up, else in 3D; logged and in "
+        "the status), 'floor' (slides over the floor plane, fixed height range from "
+        "window_floor_z_m) or '3d' (follows in all three axes).",
+        choices=("auto", "floor", "3d"),
     ),
     Param(
         "window_forward_offset_m",
@@ -148,6 +197,13 @@ CORE_PARAMS = (
 )
 CONFIG_KEYS = {
     "device": "device",
+    "pipeline": "pipeline",
+    "depth_source": "depth_source",
+    "truncation_voxels": "truncation_voxels",
+    "stereo_partners": "stereo_partners",
+    "stereo_min_baseline_m": "stereo_min_baseline",
+    "stereo_max_baseline_m": "stereo_max_baseline",
+    "min_depth_confidence": "min_depth_confidence",
     "voxel_size_m": "voxel_size",
     "window_dims": "window_dims",
     "chunk_size": "chunk_size",
@@ -166,8 +222,14 @@ NODE_PARAMS = (
     Param(
         "weights_path",
         "",
-        "Atlas checkpoint (.pt, loaded with weights_only=True); empty: the weights shipped with "
-        "the package.",
+        "Atlas checkpoint of the 'atlas' pipeline (.pt, loaded with weights_only=True); empty: "
+        "the weights shipped with the package.",
+    ),
+    Param(
+        "depth_weights_path",
+        "",
+        "Multi-view depth network checkpoint of the 'fusion' pipeline (stereo depth and semantic "
+        "labels; .pt, weights_only); empty: the weights shipped with the package.",
     ),
     Param(
         "cnn_period_s",

@@ -19,7 +19,14 @@ from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 
 from recon_ros import conversions
-from recon_ros.frames import DROP_REASONS, FrameDropped, PosedFrame, posed_frame
+from recon_ros.frames import (
+    DEPTH_STAMP_TOLERANCE_NS,
+    DROP_REASONS,
+    FrameDropped,
+    PosedFrame,
+    attach_depth,
+    posed_frame,
+)
 from recon_ros.parameters import INPUT_PARAMS
 from recon_ros.ros_common import POSE_QOS, RELIABLE_STREAM_QOS, TF_QOS, TF_STATIC_QOS
 from recon_ros.ros_params import declare_table
@@ -62,6 +69,7 @@ class InputSettings:
     tf_cache_time_s: float
     queue_size: int
     log_throttle_s: float
+    use_depth: bool = False
 
     @staticmethod
     def declare(node: Node) -> InputSettings:
@@ -71,7 +79,13 @@ class InputSettings:
 class PosedImageInput:
     """The subscriptions and bookkeeping for posed images of one camera; see the module doc."""
 
-    def __init__(self, node: Node, settings: InputSettings, callback_group=None):
+    def __init__(
+        self,
+        node: Node,
+        settings: InputSettings,
+        callback_group=None,
+        require_depth: bool = False,
+    ):
         from geometry_msgs.msg import PoseStamped
         from nav_msgs.msg import Odometry
         from sensor_msgs.msg import CameraInfo, Image
@@ -90,6 +104,11 @@ class PosedImageInput:
         self.received = 0
         self.drops: collections.Counter = collections.Counter({r: 0 for r in DROP_REASONS})
         self.last_image_wall_time: float | None = None
+        # Depth images wait here for the colour image of their stamp (bounded).
+        self.require_depth = require_depth
+        self._depth_msgs: collections.deque = collections.deque(maxlen=60)
+        self._depth_info = None
+        self._depth_lock = threading.Lock()
 
         group = callback_group
         if settings.image_transport == "compressed":
@@ -109,6 +128,17 @@ class PosedImageInput:
         self.camera_info_sub = node.create_subscription(
             CameraInfo, "camera_info", self._on_camera_info, image_qos, callback_group=group
         )
+        if settings.use_depth:
+            node.create_subscription(
+                Image, "depth/image", self._on_depth, image_qos, callback_group=group
+            )
+            node.create_subscription(
+                CameraInfo,
+                "depth/camera_info",
+                self._on_depth_info,
+                image_qos,
+                callback_group=group,
+            )
         node.create_subscription(TFMessage, "/tf", self._on_tf, TF_QOS, callback_group=group)
         node.create_subscription(
             TFMessage, "/tf_static", self._on_tf_static, TF_STATIC_QOS, callback_group=group
@@ -147,6 +177,14 @@ class PosedImageInput:
     def _on_camera_info(self, msg) -> None:
         with self._camera_info_lock:
             self._camera_info = msg
+
+    def _on_depth(self, msg) -> None:
+        with self._depth_lock:
+            self._depth_msgs.append(msg)
+
+    def _on_depth_info(self, msg) -> None:
+        with self._depth_lock:
+            self._depth_info = msg
 
     def _store_transforms(self, msg, static: bool) -> None:
         for problem in self.tf.set_tf_message(msg, static=static):
@@ -223,10 +261,47 @@ class PosedImageInput:
         topic = self._node.resolve_topic_name("camera_info")
         hint = f" on '{topic}' ({self._node.count_publishers(topic)} publishers)"
         try:
-            return posed_frame(msg, info, self._lookup_pose, self.settings.camera_frame, hint)
+            frame = posed_frame(msg, info, self._lookup_pose, self.settings.camera_frame, hint)
+            if self.settings.use_depth:
+                self._pair_depth(frame)
+            return frame
         except FrameDropped as dropped:
             self.drop(dropped.reason, dropped.detail)
             return None
+
+    def _matching_depth(self, stamp_ns: int):
+        with self._depth_lock:
+            best = min(
+                self._depth_msgs,
+                key=lambda m: abs(conversions.stamp_to_ns(m.header.stamp) - stamp_ns),
+                default=None,
+            )
+            info = self._depth_info
+        if best is None:
+            return None, info
+        offset = abs(conversions.stamp_to_ns(best.header.stamp) - stamp_ns)
+        return (best if offset <= DEPTH_STAMP_TOLERANCE_NS else None), info
+
+    def _pair_depth(self, frame: PosedFrame) -> None:
+        """Attach the depth image of the frame's stamp, waiting up to tf_timeout_s for it."""
+        deadline = time.monotonic() + self.settings.tf_timeout_s
+        while True:
+            depth, info = self._matching_depth(frame.stamp_ns)
+            if depth is not None or time.monotonic() >= deadline:
+                break
+            time.sleep(0.005)
+        if depth is None:
+            topic = self._node.resolve_topic_name("depth/image")
+            detail = (
+                f"image stamp {frame.stamp_ns / 1e9:.3f}: no depth image within "
+                f"{DEPTH_STAMP_TOLERANCE_NS / 1e6:.0f} ms on '{topic}' "
+                f"({self._node.count_publishers(topic)} publishers)"
+            )
+            if self.require_depth:
+                raise FrameDropped("no_depth", detail)
+            self._log.warn("no_depth", detail + "; mapped with stereo depth instead")
+            return
+        attach_depth(frame, depth, info, self.tf.lookup)
 
     def _lookup_once(self, frame_id: str, stamp_ns: int) -> np.ndarray:
         world = self.settings.world_frame

@@ -21,7 +21,14 @@ import numpy as np
 
 from recon_ros import parameters
 from recon_ros.conversions import stamp_to_ns
-from recon_ros.frames import DROP_REASONS, FrameDropped, posed_frame
+from recon_ros.frames import (
+    DEPTH_STAMP_TOLERANCE_NS,
+    DROP_REASONS,
+    FrameDropped,
+    attach_depth,
+    describe,
+    posed_frame,
+)
 from recon_ros.ply import atomic_write_bytes, write_ply
 from recon_ros.tf_buffer import TransformBuffer
 
@@ -95,37 +102,39 @@ def replay_bag(
     render: bool = True,
     progress: bool = True,
     log=print,
+    depth_topic: str | None = None,
+    depth_info_topic: str | None = None,
 ) -> ReplayReport:
     """Reconstruct ``bag_path`` into the folder ``output``; ``params`` are atlas_node parameters
-    (defaults for the rest). Returns the report (also written as report.md and report.json)."""
+    (defaults for the rest). With ``depth_topic`` (an RGB-D camera's depth image, and its
+    CameraInfo on ``depth_info_topic``) each image gets the depth of the same stamp (within
+    ``frames.DEPTH_STAMP_TOLERANCE_NS``). Returns the report (also written as report.md and
+    report.json)."""
     from tqdm import tqdm
 
     from recon_ros.bagfile import BagReader
-    from recon_ros.core.classes import CLASS_NAMES
-    from recon_ros.core.reconstructor import AtlasReconstructor, ReconstructorConfig
-    from recon_ros.weights import default_atlas_weights
+    from recon_ros.reconstruction import build_reconstructor
 
     values = parameters.resolve(params)
     if values["pose_source"] != "tf":
         raise ValueError("replay takes poses from the bag's /tf and /tf_static (pose_source 'tf')")
-    weights = (
-        Path(values["weights_path"]).expanduser()
-        if values["weights_path"]
-        else default_atlas_weights()
-    )
-    config = ReconstructorConfig.from_dict(parameters.core_config_dict(values))
-    reconstructor = AtlasReconstructor(weights, config)
+    reconstructor, description, warnings = build_reconstructor(values)
+    for warning in warnings:
+        log(f"WARNING: {warning}")
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
-    report = ReplayReport(bag=str(bag_path), weights=str(weights), device=str(reconstructor.device))
+    report = ReplayReport(bag=str(bag_path), weights=description, device=str(reconstructor.device))
     started = time.monotonic()
     world, camera_frame = values["world_frame"], values["camera_frame"]
     cnn_period_ns = int(values["cnn_period_s"] * 1e9)
 
     with BagReader(bag_path) as bag:
-        for topic in (image_topic, camera_info_topic):
+        wanted = [image_topic, camera_info_topic] + ([depth_topic] if depth_topic else [])
+        for topic in wanted:
             if topic not in bag.topics:
                 raise ValueError(f"bag has no topic '{topic}' (topics: {', '.join(bag.topics)})")
+        if depth_info_topic and depth_info_topic not in bag.topics:
+            raise ValueError(f"bag has no topic '{depth_info_topic}'")
         tf, problems = load_transforms(bag)
         for problem in collections.Counter(problems):
             log(f"warning: ignored a transform in the bag: {problem}")
@@ -133,43 +142,100 @@ def replay_bag(
         def lookup(frame_id: str, stamp_ns: int) -> np.ndarray:
             return tf.lookup(world, frame_id, stamp_ns)
 
-        info = None
-        last_update_ns = None
-        dirty = False
-        count = bag.topics[image_topic].count
-        bar = tqdm(total=count, desc="replay", unit="img", disable=not progress)
-        for topic, _, _, msg in bag.messages([image_topic, camera_info_topic]):
-            if topic == camera_info_topic:
-                info = msg
-                continue
-            report.images += 1
-            bar.update(1)
+        def extrinsics(colour_frame: str, depth_frame: str, stamp_ns: int) -> np.ndarray:
+            return tf.lookup(colour_frame, depth_frame, stamp_ns)
+
+        depth_stamps = (
+            np.array(
+                sorted(stamp_to_ns(m.header.stamp) for _, _, _, m in bag.messages([depth_topic]))
+            )
+            if depth_topic
+            else np.zeros(0, np.int64)
+        )
+        state = {"info": None, "depth_info": None, "last_update_ns": None, "dirty": False}
+        depth_buffer: dict[int, object] = {}
+        pending: collections.deque = collections.deque()
+
+        def matching_depth_stamp(stamp_ns: int) -> int | None:
+            if depth_stamps.size == 0:
+                return None
+            i = int(np.argmin(np.abs(depth_stamps - stamp_ns)))
+            nearest = int(depth_stamps[i])
+            return nearest if abs(nearest - stamp_ns) <= DEPTH_STAMP_TOLERANCE_NS else None
+
+        def process(msg, depth_msg) -> None:
             try:
-                frame = posed_frame(msg, info, lookup, camera_frame, f" on '{camera_info_topic}'")
+                frame = posed_frame(
+                    msg, state["info"], lookup, camera_frame, f" on '{camera_info_topic}'"
+                )
+                if depth_msg is not None:
+                    attach_depth(frame, depth_msg, state["depth_info"], extrinsics)
+                elif depth_topic and values["depth_source"] == "sensor":
+                    raise FrameDropped(
+                        "no_depth", f"{describe(msg)}: no depth image within 20 ms of its stamp"
+                    )
                 result = reconstructor.integrate(
-                    frame.rgb, frame.camera.K, frame.T_world_cam, frame.stamp_ns * 1e-9
+                    frame.rgb,
+                    frame.camera.K,
+                    frame.T_world_cam,
+                    frame.stamp_ns * 1e-9,
+                    depth=frame.depth,
+                    K_depth=frame.depth_camera.K if frame.depth_camera else None,
+                    T_cam_depth=frame.T_cam_depth,
                 )
             except FrameDropped as dropped:
                 report.drops[dropped.reason] += 1
                 report.drop_examples.setdefault(dropped.reason, dropped.detail)
-                continue
+                return
             except ValueError as error:
                 report.drops["rejected"] += 1
                 report.drop_examples.setdefault("rejected", str(error))
-                continue
+                return
             if not result.integrated:
                 report.not_keyframes += 1
-                continue
+                return
             report.integrated += 1
-            dirty = True
+            state["dirty"] = True
             stamp_ns = stamp_to_ns(msg.header.stamp)
-            last_update_ns = stamp_ns if last_update_ns is None else last_update_ns
-            if stamp_ns - last_update_ns >= cnn_period_ns:
+            if state["last_update_ns"] is None:
+                state["last_update_ns"] = stamp_ns
+            if stamp_ns - state["last_update_ns"] >= cnn_period_ns:
                 reconstructor.update()
                 report.cnn_updates += 1
-                last_update_ns, dirty = stamp_ns, False
+                state["last_update_ns"], state["dirty"] = stamp_ns, False
+
+        def flush(final: bool = False) -> None:
+            # Images wait (in bag order) for the depth of their stamp; the rest go on without.
+            while pending:
+                msg, depth_stamp = pending[0]
+                if depth_stamp is not None and depth_stamp not in depth_buffer and not final:
+                    return
+                pending.popleft()
+                process(msg, depth_buffer.pop(depth_stamp, None) if depth_stamp else None)
+
+        count = bag.topics[image_topic].count
+        bar = tqdm(total=count, desc="replay", unit="img", disable=not progress)
+        topics = [t for t in (*wanted, depth_info_topic) if t]
+        for topic, _, _, msg in bag.messages(topics):
+            if topic == camera_info_topic:
+                state["info"] = msg
+                if depth_info_topic == camera_info_topic:
+                    state["depth_info"] = msg
+                continue
+            if topic == depth_info_topic:
+                state["depth_info"] = msg
+                continue
+            if topic == depth_topic:
+                depth_buffer[stamp_to_ns(msg.header.stamp)] = msg
+                flush()
+                continue
+            report.images += 1
+            bar.update(1)
+            pending.append((msg, matching_depth_stamp(stamp_to_ns(msg.header.stamp))))
+            flush()
+        flush(final=True)
         bar.close()
-    if dirty:
+    if state["dirty"]:
         reconstructor.update()
         report.cnn_updates += 1
     for reason, count in report.drops.items():
@@ -181,7 +247,7 @@ def replay_bag(
     report.vertices, report.triangles = len(mesh.vertices), len(mesh.faces)
     report.semantic_points = len(points.xyz)
     labels, counts = np.unique(np.asarray(points.label), return_counts=True)
-    names = list(CLASS_NAMES)
+    names = list(reconstructor.class_names)
     report.label_histogram = {
         (names[int(label)] if int(label) < len(names) else str(int(label))): int(n)
         for label, n in zip(labels, counts, strict=True)
@@ -233,10 +299,24 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--params-file", help="ROS 2 parameter file with atlas_node parameters (config/atlas.yaml)"
     )
-    parser.add_argument("--weights", help="Atlas checkpoint (default: the shipped weights)")
+    parser.add_argument(
+        "--weights", help="Atlas checkpoint, atlas pipeline (default: the shipped weights)"
+    )
+    parser.add_argument(
+        "--depth-weights", help="depth network checkpoint, fusion pipeline (default: shipped)"
+    )
     parser.add_argument("--device", help="cpu, cuda or auto")
     parser.add_argument("--image-topic", default="/camera/color/image_raw")
     parser.add_argument("--camera-info-topic", default="/camera/color/camera_info")
+    parser.add_argument(
+        "--depth-topic",
+        help="an RGB-D camera's depth image (16UC1 mm or 32FC1 m), fused instead of stereo depth",
+    )
+    parser.add_argument(
+        "--depth-camera-info-topic",
+        help="CameraInfo of the depth image (default: <depth topic's folder>/camera_info when the "
+        "bag has it; none needed for depth registered to the colour image)",
+    )
     parser.add_argument(
         "--world-frame", help="fixed frame (default: world_frame of the parameters)"
     )
@@ -244,10 +324,23 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(func=run)
 
 
+def depth_info_topic(args) -> str | None:
+    """The depth CameraInfo topic: as given, else the sibling ``camera_info`` of the depth
+    topic (``/camera/depth/image_raw`` -> ``/camera/depth/camera_info``) if the bag has it."""
+    if args.depth_camera_info_topic or not args.depth_topic:
+        return args.depth_camera_info_topic
+    from recon_ros.bagfile import BagReader
+
+    sibling = args.depth_topic.rsplit("/", 1)[0] + "/camera_info"
+    with BagReader(args.bag) as bag:
+        return sibling if sibling in bag.topics else None
+
+
 def run(args) -> int:
     params = parameters.load_params_file(args.params_file) if args.params_file else {}
     for key, value in (
         ("weights_path", args.weights),
+        ("depth_weights_path", args.depth_weights),
         ("device", args.device),
         ("world_frame", args.world_frame),
     ):
@@ -260,6 +353,8 @@ def run(args) -> int:
         image_topic=args.image_topic,
         camera_info_topic=args.camera_info_topic,
         render=not args.no_render,
+        depth_topic=args.depth_topic,
+        depth_info_topic=depth_info_topic(args),
     )
     print(report.markdown())
     return 0 if report.integrated else 1

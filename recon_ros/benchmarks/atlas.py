@@ -126,7 +126,7 @@ def benchmark_atlas(
     """Run the walk on one device; returns the figures as a dict."""
     torch.manual_seed(seed)
     model = calibrate_batchnorm(AtlasModel(model_config or AtlasModelConfig()), seed=seed)
-    config = replace(config or ReconstructorConfig(), device=device)
+    config = replace(config or ReconstructorConfig(), device=device, pipeline="atlas")
     rec = AtlasReconstructor(model, config)
     if rec.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(rec.device)

@@ -28,14 +28,16 @@ CHECKPOINT_FORMAT_VERSION = 1
 
 
 def save_checkpoint(
-    model: AtlasModel,
+    model: torch.nn.Module,
     path: str | os.PathLike,
     trained: bool,
     recipe: str = "",
     extra: dict | None = None,
+    checkpoint_format: str = CHECKPOINT_FORMAT,
 ) -> Path:
-    """Write ``model`` to ``path`` atomically (temporary file in the same folder, then
-    ``os.replace``). ``extra`` must be JSON-able (metrics, dataset names...)."""
+    """Write ``model`` (any module with a ``config.to_dict()``) to ``path`` atomically
+    (temporary file in the same folder, then ``os.replace``). ``extra`` must be JSON-able
+    (metrics, dataset names...); ``checkpoint_format`` tags the kind of model."""
     path = Path(path)
     metadata = {
         "model_config": model.config.to_dict(),
@@ -48,7 +50,7 @@ def save_checkpoint(
     # Round trip through JSON: rejects non-JSON values early and stores plain types only.
     metadata = json.loads(json.dumps(metadata))
     payload = {
-        "format": CHECKPOINT_FORMAT,
+        "format": checkpoint_format,
         "format_version": CHECKPOINT_FORMAT_VERSION,
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
         "metadata": metadata,
@@ -58,9 +60,11 @@ def save_checkpoint(
 
 
 def load_checkpoint(
-    path: str | os.PathLike, map_location: str | torch.device = "cpu"
+    path: str | os.PathLike,
+    map_location: str | torch.device = "cpu",
+    checkpoint_format: str = CHECKPOINT_FORMAT,
 ) -> tuple[dict[str, torch.Tensor], dict]:
-    """Read a checkpoint: ``(state_dict, metadata)``.
+    """Read a checkpoint of the kind ``checkpoint_format``: ``(state_dict, metadata)``.
 
     Raises:
         FileNotFoundError: no file at ``path``.
@@ -76,8 +80,11 @@ def load_checkpoint(
         raise ValueError(
             f"checkpoint: {path} is not a loadable weights-only torch file ({error})"
         ) from error
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"checkpoint: {path} is not a recon_ros Atlas checkpoint")
+    if not isinstance(payload, dict) or payload.get("format") != checkpoint_format:
+        found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+        raise ValueError(
+            f"checkpoint: {path} is not a {checkpoint_format} checkpoint (found {found!r})"
+        )
     version = payload.get("format_version")
     if version != CHECKPOINT_FORMAT_VERSION:
         raise ValueError(
@@ -95,7 +102,7 @@ def load_checkpoint(
 
 
 def load_state_into(
-    model: AtlasModel, state_dict: dict[str, torch.Tensor], source: str = ""
+    model: torch.nn.Module, state_dict: dict[str, torch.Tensor], source: str = ""
 ) -> None:
     """``model.load_state_dict`` with a ValueError listing missing, unexpected and mis-shaped
     parameters when the architectures differ."""

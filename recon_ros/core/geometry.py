@@ -191,3 +191,14 @@ def look_at_pose(camera_position: np.ndarray, target: np.ndarray, up=(0.0, 0.0, 
     T = np.eye(4)
     T[:3, 0], T[:3, 1], T[:3, 2], T[:3, 3] = right, down, forward, position
     return T
+
+
+def rotation_about_axis(axis: np.ndarray, angle: float) -> np.ndarray:
+    """(3, 3) rotation by ``angle`` radians about ``axis`` (any length > 0; Rodrigues)."""
+    axis = np.asarray(axis, dtype=np.float64).reshape(3)
+    norm = float(np.linalg.norm(axis))
+    if not np.isfinite(norm) or norm == 0.0:
+        raise ValueError(f"axis: must be a finite non-zero vector, got {axis.tolist()}")
+    x, y, z = axis / norm
+    skew = np.array([[0.0, -z, y], [z, 0.0, -x], [-y, x, 0.0]])
+    return np.eye(3) + np.sin(angle) * skew + (1.0 - np.cos(angle)) * skew @ skew

@@ -170,8 +170,13 @@ class GlobalMap:
         rgb: np.ndarray,
         weight: np.ndarray,
         keep_near: Sequence[float] | None = None,
+        replace: bool = False,
     ) -> MergeResult:
         """Merge a window prediction into the map where ``weight > 0``.
+
+        With ``replace`` the window's values are stored as they are (a fused window that was
+        loaded from the map already holds the map's evidence: ``core.tsdf_volume``); ``weight``
+        is then the window's total weight where it changed, 0 elsewhere.
 
         Args:
             window_origin: (3,) world centre of window voxel (0, 0, 0), on the chunk lattice.
@@ -215,7 +220,8 @@ class GlobalMap:
                 if chunk is None:
                     chunk = self.chunks[key] = MapChunk.empty(size)
                     created += 1
-                self._merge_chunk(
+                store = self._replace_chunk if replace else self._merge_chunk
+                store(
                     chunk,
                     observed_new,
                     w_new,
@@ -254,6 +260,13 @@ class GlobalMap:
         agreed = (evidence_map + evidence_in) / total
         chunk.confidence[mask] = np.where(same, agreed, margin).astype(np.float16)
         chunk.weight[mask] = np.minimum(total, self.weight_cap).astype(np.uint16)
+
+    def _replace_chunk(self, chunk, mask, w_new, tsdf_new, label_new, conf_new, rgb_new) -> None:
+        chunk.tsdf[mask] = tsdf_new[mask].astype(np.float16)
+        chunk.rgb[mask] = np.clip(np.rint(rgb_new[mask]), 0, 255).astype(np.uint8)
+        chunk.label[mask] = label_new[mask].astype(np.uint8)
+        chunk.confidence[mask] = np.clip(conf_new[mask], 0.0, 1.0).astype(np.float16)
+        chunk.weight[mask] = np.clip(np.ceil(w_new[mask]), 1, self.weight_cap).astype(np.uint16)
 
     def evict_far_from(self, position: Sequence[float]) -> int:
         """Drop the chunks farthest from ``position`` until at most ``max_chunks`` remain;

@@ -49,7 +49,10 @@ from recon_ros.core.camera import (
 )
 from recon_ros.core.checkpoint import load_atlas_model
 from recon_ros.core.classes import DEFAULT_CLASSES, palette
+from recon_ros.core.depth_checkpoint import load_depth_net
+from recon_ros.core.depth_net import MVSDepthNet
 from recon_ros.core.device import resolve_device
+from recon_ros.core.fusion_stage import DEPTH_SOURCES, DepthFusionStage, StereoSettings
 from recon_ros.core.geometry import validate_pose
 from recon_ros.core.global_map import MAX_WEIGHT_CAP, GlobalMap
 from recon_ros.core.keyframes import KeyframeGate
@@ -62,15 +65,33 @@ from recon_ros.core.meshing import (
 )
 from recon_ros.core.model3d import DIMS_MULTIPLE
 from recon_ros.core.timing import StageTimer, StageTiming
+from recon_ros.core.tsdf_volume import RollingTSDFVolume
 from recon_ros.core.volume import RollingFeatureVolume
-from recon_ros.core.window_policy import WindowPolicy, WindowPolicyConfig
+from recon_ros.core.window_policy import (
+    WindowPolicy,
+    WindowPolicyConfig,
+    resolve_auto_mode,
+    window_dims_for,
+)
 
 MAP_FORMAT = "recon_ros.atlas_map"
 MAP_FORMAT_VERSION = 1
 MAP_ARRAYS_FILE = "map.npz"
 MAP_METADATA_FILE = "map.json"
 #: Stages reported in ``stats.timings``.
-STAGES = ("feature_extraction", "backprojection", "window_shift", "cnn_3d", "merge", "meshing")
+STAGES = (
+    "depth",
+    "fusion",
+    "feature_extraction",
+    "backprojection",
+    "window_shift",
+    "cnn_3d",
+    "merge",
+    "meshing",
+)
+PIPELINES = ("fusion", "atlas")
+#: Voxel size of the fusion pipeline when the config gives none.
+DEFAULT_FUSION_VOXEL_SIZE = 0.04
 #: ``ReconstructorConfig`` fields where None means "take the model's / derived value"; in
 #: ``from_dict`` an empty string means None too (ROS parameters cannot be None).
 _OPTIONAL_FIELDS = (
@@ -105,6 +126,15 @@ class ReconstructorConfig:
         mesh_saturation: |TSDF| beyond which voxels count as outside the surface band.
         point_cell_size: spacing of ``semantic_points``; None: the voxel size.
         class_colors: per-class RGB colours overriding the palette of ``core.classes``.
+        pipeline: ``"fusion"`` (default: per-keyframe depth fused as a TSDF, labels voted from
+            the depth network's semantic head; ``core.fusion_stage``) or ``"atlas"`` (the paper's
+            features-only Atlas: back-projected features, the 3D network predicts the TSDF).
+        depth_source: fusion pipeline: ``"auto"`` (sensor depth while it arrives, else
+            multi-view stereo), ``"mvs"`` or ``"sensor"``.
+        truncation_voxels: TSDF truncation of the fusion, in voxels.
+        stereo_partners, stereo_min_baseline, stereo_max_baseline: stereo partner choice
+            (``core.partners.select_stereo_partners``).
+        min_depth_confidence: stereo depth below this confidence is not fused.
 
     Nothing in the reconstructor is random: the same frames give the same map.
     """
@@ -119,7 +149,7 @@ class ReconstructorConfig:
     device: str = "auto"
     keyframe_min_translation: float = 0.1
     keyframe_min_rotation_deg: float = 15.0
-    window_mode: str = "floor"
+    window_mode: str = "auto"
     window_forward_offset: float = 1.5
     window_floor_z: float | None = 0.0
     window_floor_margin: float = 0.1
@@ -128,6 +158,13 @@ class ReconstructorConfig:
     mesh_saturation: float = 0.99
     point_cell_size: float | None = None
     class_colors: tuple[tuple[int, int, int], ...] | None = None
+    pipeline: str = "fusion"
+    depth_source: str = "auto"
+    truncation_voxels: float = 3.0
+    stereo_partners: int = 3
+    stereo_min_baseline: float = 0.05
+    stereo_max_baseline: float = 0.6
+    min_depth_confidence: float = 0.5
 
     def __post_init__(self) -> None:
         def positive(name: str, value, allow_none: bool = False) -> None:
@@ -191,6 +228,35 @@ class ReconstructorConfig:
                 )
             object.__setattr__(self, "class_colors", colors)
         self.window_policy_config()  # validates the window_* fields
+        if self.pipeline not in PIPELINES:
+            raise ValueError(f"pipeline: expected one of {PIPELINES}, got {self.pipeline!r}")
+        if self.depth_source not in DEPTH_SOURCES:
+            raise ValueError(
+                f"depth_source: expected one of {DEPTH_SOURCES}, got {self.depth_source!r}"
+            )
+        if not 0.5 <= self.truncation_voxels <= 20:
+            raise ValueError(
+                f"truncation_voxels: must be in [0.5, 20], got {self.truncation_voxels}"
+            )
+        if not 1 <= int(self.stereo_partners) <= 4:
+            raise ValueError(f"stereo_partners: must be 1-4, got {self.stereo_partners}")
+        if not 0 <= self.stereo_min_baseline < self.stereo_max_baseline:
+            raise ValueError(
+                f"stereo baselines: need 0 <= min < max, got {self.stereo_min_baseline}, "
+                f"{self.stereo_max_baseline}"
+            )
+        if not 0 <= self.min_depth_confidence < 1:
+            raise ValueError(
+                f"min_depth_confidence: must be in [0, 1), got {self.min_depth_confidence}"
+            )
+
+    def stereo_settings(self) -> StereoSettings:
+        return StereoSettings(
+            partners=int(self.stereo_partners),
+            min_baseline=self.stereo_min_baseline,
+            max_baseline=self.stereo_max_baseline,
+            min_confidence=self.min_depth_confidence,
+        )
 
     def window_policy_config(self) -> WindowPolicyConfig:
         return WindowPolicyConfig(
@@ -307,6 +373,9 @@ _COUNTERS = (
     "flushes",
     "unmerged_voxels_dropped",
     "chunks_evicted",
+    "keyframes_waiting_for_partners",
+    "keyframes_sensor_depth",
+    "keyframes_stereo_depth",
 )
 
 
@@ -319,37 +388,77 @@ class _State:
 
 
 class AtlasReconstructor:
-    """Live Atlas reconstruction into a persistent, labelled global map.
+    """Live reconstruction into a persistent, labelled global map.
 
     Args:
-        model: an ``AtlasModel`` or the path of a checkpoint (``core.checkpoint``).
+        model: the Atlas network (``AtlasModel`` or checkpoint path): required by the ``"atlas"``
+            pipeline; the ``"fusion"`` pipeline does not use it (may be None).
         config: settings (default ``ReconstructorConfig()``).
+        depth_model: the multi-view depth network (``MVSDepthNet`` or checkpoint path) of the
+            ``"fusion"`` pipeline: stereo depth and semantic labels. None: sensor depth only,
+            without labels.
     """
 
     def __init__(
-        self, model: AtlasModel | str | os.PathLike, config: ReconstructorConfig | None = None
+        self,
+        model: AtlasModel | str | os.PathLike | None = None,
+        config: ReconstructorConfig | None = None,
+        depth_model: MVSDepthNet | str | os.PathLike | None = None,
     ) -> None:
         self.config = config or ReconstructorConfig()
         self.device = resolve_device(self.config.device)
-        if isinstance(model, (str, os.PathLike)):
-            model, self.model_metadata = load_atlas_model(model, self.device)
-        elif isinstance(model, AtlasModel):
-            model = model.to(self.device).eval()
-            self.model_metadata = {"model_config": model.config.to_dict(), "trained": None}
-        else:
-            raise ValueError(
-                f"model: expected an AtlasModel or a checkpoint path, got {type(model).__name__}"
-            )
-        self.model = model
-        model_config = model.config
+        self.pipeline = self.config.pipeline
         cfg = self.config
-        self.voxel_size = float(cfg.voxel_size or model_config.voxel_size)
-        self.image_size = tuple(cfg.image_size or model_config.image_size)
+        self.model = None
+        self.model_metadata: dict = {}
+        if self.pipeline == "atlas":
+            if model is None:
+                raise ValueError("model: the atlas pipeline needs an Atlas checkpoint")
+            if isinstance(model, (str, os.PathLike)):
+                model, self.model_metadata = load_atlas_model(model, self.device)
+            elif isinstance(model, AtlasModel):
+                model = model.to(self.device).eval()
+                self.model_metadata = {"model_config": model.config.to_dict(), "trained": None}
+            else:
+                raise ValueError(
+                    f"model: expected an AtlasModel or a checkpoint path, got "
+                    f"{type(model).__name__}"
+                )
+            self.model = model
+            model_config = model.config
+            self.voxel_size = float(cfg.voxel_size or model_config.voxel_size)
+            self.image_size = tuple(cfg.image_size or model_config.image_size)
+            default_max_depth = model_config.max_depth
+            self.class_names = tuple(model_config.class_names)
+            self.stage = None
+        else:
+            depth_net = None
+            if isinstance(depth_model, (str, os.PathLike)):
+                depth_net, self.model_metadata = load_depth_net(depth_model, self.device)
+            elif isinstance(depth_model, MVSDepthNet):
+                depth_net = depth_model.to(self.device).eval()
+                self.model_metadata = {"model_config": depth_net.config.to_dict(), "trained": None}
+            elif depth_model is not None:
+                raise ValueError(
+                    f"depth_model: expected an MVSDepthNet or a checkpoint path, got "
+                    f"{type(depth_model).__name__}"
+                )
+            self.depth_net = depth_net
+            self.voxel_size = float(cfg.voxel_size or DEFAULT_FUSION_VOXEL_SIZE)
+            self.image_size = depth_net.config.image_size if depth_net else (256, 192)
+            default_max_depth = depth_net.config.far if depth_net else None
+            self.class_names = (
+                tuple(depth_net.config.class_names)
+                if depth_net
+                else tuple(c.name for c in DEFAULT_CLASSES)
+            )
+            self.stage = DepthFusionStage(
+                depth_net, cfg.depth_source, cfg.stereo_settings(), self.device
+            )
         if cfg.max_depth is None:
-            self.max_depth = model_config.max_depth
+            self.max_depth = default_max_depth
         else:
             self.max_depth = None if cfg.max_depth == 0 else float(cfg.max_depth)
-        self.class_names = tuple(model_config.class_names)
         self.color_table = self._color_table()
         self.window_dims = cfg.window_dims
         self.policy = WindowPolicy(
@@ -366,6 +475,12 @@ class AtlasReconstructor:
         synchronize = torch.cuda.synchronize if self.device.type == "cuda" else None
         self._timer = StageTimer(synchronize)
         self._state = _State()
+        #: How the window follows the camera (for "auto": decided at the first keyframe).
+        self.window_note = (
+            "window mode 'auto': decided at the first keyframe"
+            if cfg.window_mode == "auto"
+            else f"window mode '{cfg.window_mode}' (configured)"
+        )
         self._initial_origin_index = self.policy.snap(np.zeros(3))
         self._volume = self._new_volume(self._initial_origin_index)
         # integrate() is serialised by _integrate_lock; the window by _window_lock; update() by
@@ -375,6 +490,11 @@ class AtlasReconstructor:
         self._window_lock = threading.RLock()
         self._update_lock = threading.Lock()
         self._counter_lock = threading.Lock()
+
+    @property
+    def trained(self) -> bool | None:
+        """Whether the weights in use were trained (None: given as a module, unknown)."""
+        return self.model_metadata.get("trained")
 
     # --- helpers -------------------------------------------------------------------------------
 
@@ -401,7 +521,19 @@ class AtlasReconstructor:
         with self._counter_lock:
             self._state.counters[name] += amount
 
-    def _new_volume(self, origin_index: np.ndarray) -> RollingFeatureVolume:
+    def _new_volume(self, origin_index: np.ndarray):
+        if self.pipeline == "fusion":
+            return RollingTSDFVolume(
+                self.window_dims,
+                self.voxel_size,
+                self.config.truncation_voxels * self.voxel_size,
+                self.config.chunk_size,
+                len(self.class_names),
+                device=self.device,
+                max_weight=float(self.config.map_weight_cap),
+                max_depth=self.max_depth,
+                origin_index=origin_index,
+            )
         return RollingFeatureVolume(
             self.window_dims,
             self.voxel_size,
@@ -415,19 +547,33 @@ class AtlasReconstructor:
     # --- public API ----------------------------------------------------------------------------
 
     def integrate(
-        self, image: np.ndarray, K: np.ndarray, T_world_cam: np.ndarray, stamp: float = 0.0
+        self,
+        image: np.ndarray,
+        K: np.ndarray,
+        T_world_cam: np.ndarray,
+        stamp: float = 0.0,
+        depth: np.ndarray | None = None,
+        K_depth: np.ndarray | None = None,
+        T_cam_depth: np.ndarray | None = None,
     ) -> IntegrateResult:
-        """Offer a frame; keyframes are back-projected into the window.
+        """Offer a frame; keyframes go into the window (fused depth, or back-projected features
+        in the ``"atlas"`` pipeline).
 
         Args:
             image: (H, W, 3) uint8 RGB, rectified.
             K: (3, 3) intrinsics of ``image``.
             T_world_cam: (4, 4) pose of the optical frame in the world.
             stamp: time stamp in seconds (reported back, kept for bookkeeping).
+            depth: optional (Hd, Wd) float32 metres from an RGB-D camera, 0 (or NaN) where
+                unknown; used by the fusion pipeline unless ``depth_source`` is ``"mvs"``.
+            K_depth: (3, 3) intrinsics of ``depth`` (default ``K``: registered depth; then the
+                sizes must match).
+            T_cam_depth: (4, 4) pose of the depth optical frame in the colour optical frame
+                (default identity).
 
         Raises:
-            ValueError: empty or malformed image, bad intrinsics (zero focal length, NaN), a pose
-                that is not rigid or holds NaN, a non-finite stamp.
+            ValueError: empty or malformed image or depth, bad intrinsics (zero focal length,
+                NaN), a pose that is not rigid or holds NaN, a non-finite stamp.
         """
         validate_image(image)
         K = validate_intrinsics(K)
@@ -435,11 +581,117 @@ class AtlasReconstructor:
         if not isinstance(stamp, (int, float)) or not math.isfinite(stamp):
             raise ValueError(f"stamp: must be a finite number of seconds, got {stamp!r}")
         camera = PinholeCamera.from_matrix(K, image.shape[1], image.shape[0])
+        depth_camera = None
+        if depth is not None:
+            depth = np.asarray(depth)
+            if depth.ndim != 2 or depth.size == 0 or not np.issubdtype(depth.dtype, np.floating):
+                raise ValueError(
+                    f"depth: expected (H, W) float metres, got {depth.shape} {depth.dtype}"
+                )
+            if K_depth is None and depth.shape != image.shape[:2]:
+                raise ValueError(
+                    f"depth: {depth.shape[1]}x{depth.shape[0]} px differs from the image's "
+                    f"{image.shape[1]}x{image.shape[0]}; give K_depth for unregistered depth"
+                )
+            K_depth = validate_intrinsics(K if K_depth is None else K_depth, "K_depth")
+            depth_camera = PinholeCamera.from_matrix(K_depth, depth.shape[1], depth.shape[0])
+            if T_cam_depth is not None:
+                T_cam_depth = validate_pose(T_cam_depth, "T_cam_depth")
+        if self.pipeline == "fusion":
+            return self._integrate_fusion(
+                image, camera, T_world_cam, float(stamp), depth, depth_camera, T_cam_depth
+            )
+        return self._integrate_atlas(image, camera, T_world_cam, float(stamp))
+
+    def _place_window(self, T_world_cam: np.ndarray) -> tuple[bool, bool]:
+        """Place or move the window for this keyframe (flushing unmerged frames into the map
+        first); returns (shifted, flushed). Caller holds ``_integrate_lock``."""
+        volume = self._volume
+        placed = self._state.window_placed
+        current = volume.origin_index if placed else None
+        target = self.policy.next_origin_index(T_world_cam, current)
+        shifted = flushed = False
+        if not placed:
+            if self.config.window_mode == "auto":
+                self._resolve_window_mode(T_world_cam)
+                volume = self._volume
+                target = self.policy.next_origin_index(T_world_cam, None)
+            with self._window_lock:
+                volume.reset(target)
+                self._load_window_from_map()
+            self._state.window_placed = True
+        elif not np.array_equal(target, current):
+            if volume.frames_since_snapshot > 0:
+                self.update()
+                flushed = True
+                self._count("flushes")
+            with self._timer.measure("window_shift"), self._window_lock:
+                shift = volume.shift_to(target)
+                self._load_window_from_map()
+            shifted = True
+            self._count("window_shifts")
+            dropped = shift[1] if isinstance(shift, tuple) else shift.unmerged_voxels_dropped
+            self._count("unmerged_voxels_dropped", dropped)
+        return shifted, flushed
+
+    def _resolve_window_mode(self, T_world_cam: np.ndarray) -> None:
+        """``window_mode "auto"``: decide the placement from the first keyframe
+        (``core.window_policy.resolve_auto_mode``) and say so in ``window_note``."""
+        height = self.config.window_dims[2] * self.voxel_size
+        resolved, note = resolve_auto_mode(self.config.window_policy_config(), T_world_cam, height)
+        dims = window_dims_for(self.config.window_dims, resolved)
+        if dims != self.window_dims:  # the vertical size goes to the up axis; still empty
+            self.window_dims = dims
+            self._volume = self._new_volume(self._initial_origin_index)
+        self.policy = WindowPolicy(dims, self.voxel_size, self.config.chunk_size, resolved)
+        self.window_note = note
+
+    def _load_window_from_map(self) -> None:
+        """Fusion: voxels entering the window start from the map (``core.tsdf_volume``)."""
+        if self.pipeline != "fusion" or self.map.num_chunks == 0:
+            return
+        volume = self._volume
+        volume.load(self.map.read_region(volume.origin_index, volume.dims))
+
+    def _integrate_fusion(
+        self, image, camera, T_world_cam, stamp, depth, depth_camera, T_cam_depth
+    ) -> IntegrateResult:
         with self._integrate_lock:
             self._count("frames_received")
             if not self._gate.is_keyframe(T_world_cam):
                 self._count("frames_skipped_not_keyframe")
-                return IntegrateResult(False, "not_keyframe", stamp=float(stamp))
+                return IntegrateResult(False, "not_keyframe", stamp=stamp)
+            if depth is None and self.config.depth_source == "sensor":
+                raise ValueError("depth: depth_source is 'sensor' but the frame has no depth")
+            with self._timer.measure("depth"):
+                result = self.stage.depth_for_keyframe(
+                    image, camera, T_world_cam, depth, depth_camera, T_cam_depth
+                )
+            self._gate.accept(T_world_cam)
+            if result.source == "waiting":
+                self._count("keyframes_waiting_for_partners")
+                return IntegrateResult(False, "waiting_for_partners", stamp=stamp)
+            shifted, flushed = self._place_window(T_world_cam)
+            with self._timer.measure("fusion"), self._window_lock, torch.inference_mode():
+                seen = self._volume.integrate(
+                    result.depth,
+                    torch.as_tensor(result.K, dtype=torch.float32),
+                    torch.as_tensor(result.T_world_depth, dtype=torch.float64),
+                    result.confidence,
+                    result.rgb,
+                    result.labels,
+                )
+            self._state.last_camera_position = T_world_cam[:3, 3].copy()
+            self._count("keyframes_integrated")
+            self._count(f"keyframes_{'sensor' if result.source == 'sensor' else 'stereo'}_depth")
+            return IntegrateResult(True, "integrated", shifted, flushed, seen, stamp)
+
+    def _integrate_atlas(self, image, camera, T_world_cam, stamp) -> IntegrateResult:
+        with self._integrate_lock:
+            self._count("frames_received")
+            if not self._gate.is_keyframe(T_world_cam):
+                self._count("frames_skipped_not_keyframe")
+                return IntegrateResult(False, "not_keyframe", stamp=stamp)
             width, height = self.image_size
             with self._timer.measure("feature_extraction"), torch.inference_mode():
                 pixels = image_to_tensor(image, self.device)
@@ -451,38 +703,23 @@ class AtlasReconstructor:
                     camera.resized(width, height).K, dtype=torch.float32, device=self.device
                 )
                 K_features = feature_intrinsics(K_net, FEATURE_STRIDE)
+            shifted, flushed = self._place_window(T_world_cam)
             volume = self._volume
-            placed = self._state.window_placed
-            current = volume.origin_index if placed else None
-            target = self.policy.next_origin_index(T_world_cam, current)
-            shifted = flushed = False
-            if not placed:
-                with self._window_lock:
-                    volume.reset(target)
-                self._state.window_placed = True
-            elif not np.array_equal(target, current):
-                if volume.frames_since_snapshot > 0:
-                    self.update()
-                    flushed = True
-                    self._count("flushes")
-                with self._timer.measure("window_shift"), self._window_lock:
-                    shift = volume.shift_to(target)
-                shifted = True
-                self._count("window_shifts")
-                self._count("unmerged_voxels_dropped", shift.unmerged_voxels_dropped)
             pose = torch.as_tensor(T_world_cam, dtype=torch.float32, device=self.device)
             with self._timer.measure("backprojection"), self._window_lock, torch.inference_mode():
                 seen = volume.integrate(features, small_rgb, K_features, pose)
             self._gate.accept(T_world_cam)
             self._state.last_camera_position = T_world_cam[:3, 3].copy()
             self._count("keyframes_integrated")
-            return IntegrateResult(True, "integrated", shifted, flushed, seen, float(stamp))
+            return IntegrateResult(True, "integrated", shifted, flushed, seen, stamp)
 
     def update(self, force: bool = False) -> UpdateResult:
         """Run the 3D CNN over the window and merge the prediction into the global map where
         frames arrived since the previous update. Does nothing (``ran=False``) when no frame
         arrived, unless ``force``."""
         with self._update_lock:
+            if self.pipeline == "fusion":
+                return self._update_fusion(force)
             with self._window_lock:
                 volume = self._volume
                 if not self._state.window_placed or (
@@ -522,6 +759,35 @@ class AtlasReconstructor:
                 merged.voxels_updated,
                 merged.chunks_evicted,
             )
+
+    def _update_fusion(self, force: bool) -> UpdateResult:
+        """Hand the window's changed voxels to the map (stored as they are: the window was
+        loaded from the map). Caller holds ``_update_lock``."""
+        with self._window_lock:
+            volume = self._volume
+            if not self._state.window_placed or (volume.frames_since_snapshot == 0 and not force):
+                return UpdateResult(False)
+            snapshot = volume.snapshot()
+        with self._timer.measure("merge"):
+            merged = self.map.merge(
+                snapshot.origin_index * self.voxel_size,
+                tsdf=snapshot.tsdf,
+                labels=snapshot.labels,
+                confidence=snapshot.confidence,
+                rgb=snapshot.rgb,
+                weight=np.where(snapshot.changed, snapshot.weight, 0.0),
+                keep_near=self._state.last_camera_position,
+                replace=True,
+            )
+        self._count("updates")
+        self._count("chunks_evicted", merged.chunks_evicted)
+        return UpdateResult(
+            True,
+            merged.chunks_updated,
+            merged.chunks_created,
+            merged.voxels_updated,
+            merged.chunks_evicted,
+        )
 
     def mesh(self, color_by: str = "semantic") -> Mesh:
         """Mesh of the global map as of the last ``update``.
@@ -589,9 +855,20 @@ class AtlasReconstructor:
         """Forget the window, the map, the keyframe history, counters and timings."""
         with self._integrate_lock, self._update_lock, self._window_lock:
             self._state = _State()
+            if self.config.window_mode == "auto":
+                self.window_dims = self.config.window_dims
+                self._volume = self._new_volume(self._initial_origin_index)
+                self.policy = WindowPolicy(
+                    self.window_dims,
+                    self.voxel_size,
+                    self.config.chunk_size,
+                    self.config.window_policy_config(),
+                )
             self._volume.reset(self._initial_origin_index)
             self.map.clear()
             self._gate.reset()
+            if self.stage is not None:
+                self.stage.reset()
             self._timer.reset()
 
     # --- persistence ---------------------------------------------------------------------------
@@ -610,7 +887,8 @@ class AtlasReconstructor:
             "chunk_size": self.config.chunk_size,
             "num_chunks": len(arrays["keys"]),
             "class_names": list(self.class_names),
-            "model_config": self.model.config.to_dict(),
+            "pipeline": self.pipeline,
+            "model_config": self.model_metadata.get("model_config"),
             "model_trained": self.model_metadata.get("trained"),
             "config": self.config.to_dict(),
             "counters": self.stats.counters,

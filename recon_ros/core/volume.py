@@ -31,6 +31,31 @@ def validate_window_shape(dims: Sequence[int], chunk_size: int) -> tuple[int, in
     return dims  # type: ignore[return-value]
 
 
+def window_shift_slices(
+    dims: Sequence[int], offset: Sequence[int]
+) -> tuple[list[slice], list[slice]]:
+    """Slices of the overlap of a window of ``dims`` and the same window moved by ``offset``
+    voxels: new voxel ``i`` is old voxel ``i + offset`` (``src`` in the old window, ``dst`` in
+    the new one; empty slices when they do not overlap)."""
+    src, dst = [], []
+    for n, step in zip(dims, offset, strict=True):
+        d = int(step)
+        start, stop = max(0, -d), min(n, n - d)
+        dst.append(slice(start, max(start, stop)))
+        src.append(slice(start + d, max(start, stop) + d))
+    return src, dst
+
+
+def shifted_copy(
+    tensor: torch.Tensor, src: list[slice], dst: list[slice], fill: float = 0.0
+) -> torch.Tensor:
+    """A copy of ``(..., X, Y, Z)`` ``tensor`` after a window shift (``window_shift_slices``):
+    the overlap keeps its values exactly, voxels new to the window read ``fill``."""
+    new = torch.full_like(tensor, fill)
+    new[(..., *dst)] = tensor[(..., *src)]
+    return new
+
+
 @dataclass(frozen=True)
 class WindowSnapshot:
     """What ``update`` needs from the window, copied so the 3D CNN can run without the lock.
@@ -226,13 +251,7 @@ class RollingFeatureVolume:
         shifting: ``unmerged_voxels_dropped`` says how many had unmerged frames).
         """
         new_index = self._checked_origin_index(new_origin_index)
-        offset = new_index - self._origin_index
-        src, dst = [], []
-        for n, d in zip(self.dims, offset, strict=True):
-            # New voxel i is old voxel i + d.
-            start, stop = max(0, -d), min(n, n - d)
-            dst.append(slice(start, max(start, stop)))
-            src.append(slice(start + d, max(start, stop) + d))
+        src, dst = window_shift_slices(self.dims, new_index - self._origin_index)
         # Empty slices (no overlap) make empty views, whose sums are 0.
         overlap_observed = int((self.count[tuple(src)] > 0).sum())
         unmerged = self.count > self.merged_count
@@ -242,10 +261,7 @@ class RollingFeatureVolume:
             unmerged_voxels_dropped=int(unmerged.sum()) - overlap_unmerged,
         )
         for name in ("sums", "count", "merged_count"):
-            old = getattr(self, name)
-            new = torch.zeros_like(old)
-            new[(..., *dst)] = old[(..., *src)]
-            setattr(self, name, new)
+            setattr(self, name, shifted_copy(getattr(self, name), src, dst))
         self._origin_index = new_index
         return result
 

@@ -9,14 +9,26 @@ Modes:
     is the camera height plus ``vertical_offset``.
     ``"3d"``: the centre is the camera position plus ``forward_offset`` along the full 3D viewing
     direction (for cameras that look up and down a lot, e.g. drones).
+    ``"auto"``: decided at the first keyframe by ``resolve_auto_mode``, for worlds whose axes are
+    not known in advance (visual SLAM often publishes a world whose z is the first camera's
+    optical axis, y down): gravity is estimated from the camera's image-down axis; a world whose
+    -z agrees with it within ``AUTO_MAX_TILT_DEG`` slides the window over the floor (at
+    ``floor_z`` when the camera height above it is plausible, else at a fixed depth below the
+    camera), any other world gets ``"3d"``, so no slice of the scene is silently cut off.
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-WINDOW_MODES = ("floor", "3d")
+WINDOW_MODES = ("auto", "floor", "3d")
+#: Largest angle between the camera's image-down axis and world -z for a z-up world (degrees).
+AUTO_MAX_TILT_DEG = 50.0
+#: Camera heights above ``floor_z`` that make the configured floor plausible (metres).
+AUTO_CAMERA_HEIGHTS = (0.05, 3.0)
+#: Without a plausible floor, the window reaches this far below the camera (metres).
+AUTO_DEPTH_BELOW_CAMERA = 1.9
 
 
 @dataclass(frozen=True)
@@ -29,8 +41,16 @@ class WindowPolicyConfig:
     floor_margin: float = 0.1
     vertical_offset: float = 0.0
     hysteresis: float = 0.16
+    #: The world axis pointing up (0, 1, 2 = x, y, z) and its sign: ``"floor"`` slides the window
+    #: in the plane across it. ``floor_z`` applies to a +z up axis only.
+    up_axis: int = 2
+    up_sign: float = 1.0
 
     def __post_init__(self) -> None:
+        if self.up_axis not in (0, 1, 2) or self.up_sign not in (1.0, -1.0):
+            raise ValueError(
+                f"window up axis: expected 0-2 and +-1, got {self.up_axis}, {self.up_sign}"
+            )
         if self.mode not in WINDOW_MODES:
             raise ValueError(f"window mode: expected one of {WINDOW_MODES}, got {self.mode!r}")
         values = {
@@ -46,6 +66,71 @@ class WindowPolicyConfig:
                 raise ValueError(f"window {name}: must be finite, got {value}")
         if self.hysteresis < 0:
             raise ValueError(f"window hysteresis: must be >= 0, got {self.hysteresis}")
+
+
+def up_axis_of(T_world_cam: np.ndarray) -> tuple[int, float, float]:
+    """Gravity from a camera's pose: the world axis (0, 1, 2) and sign closest to the camera's
+    image-up direction (minus the optical y axis; cameras on robots and in hands are held
+    roughly level), and the angle between them in degrees."""
+    image_up = -np.asarray(T_world_cam, dtype=np.float64)[:3, 1]
+    axis = int(np.argmax(np.abs(image_up)))
+    sign = 1.0 if image_up[axis] >= 0 else -1.0
+    angle = float(np.degrees(np.arccos(np.clip(abs(image_up[axis]), 0.0, 1.0))))
+    return axis, sign, angle
+
+
+def resolve_auto_mode(
+    config: WindowPolicyConfig, T_world_cam: np.ndarray, window_height: float
+) -> tuple[WindowPolicyConfig, str]:
+    """The concrete placement for ``"auto"`` (module docstring) from the first keyframe's pose,
+    and a sentence saying what was decided and why (for the log and the status).
+
+    The window then slides across the world axis nearest to the camera's image-up direction
+    (+z in a REP 103 world, -y in a visual-SLAM world); when no world axis is within
+    ``AUTO_MAX_TILT_DEG`` of it, it follows the camera in 3D."""
+    if config.mode != "auto":
+        return config, f"window mode '{config.mode}' (configured)"
+    axis, sign, tilt = up_axis_of(T_world_cam)
+    name = f"{'+' if sign > 0 else '-'}{'xyz'[axis]}"
+    if tilt > AUTO_MAX_TILT_DEG:
+        return (
+            replace(config, mode="3d"),
+            f"window follows the camera in 3D: no world axis is within {AUTO_MAX_TILT_DEG:g} deg "
+            f"of the camera's image-up direction (nearest {name}, {tilt:.0f} deg)",
+        )
+    offset = window_height / 2.0 - AUTO_DEPTH_BELOW_CAMERA
+    if axis != 2 or sign < 0:
+        return (
+            replace(config, mode="floor", up_axis=axis, up_sign=sign, vertical_offset=offset),
+            f"world up is {name} (the camera's image-up direction is {tilt:.0f} deg from it, "
+            f"as in a visual-SLAM world): the window slides across {name} and reaches "
+            f"{AUTO_DEPTH_BELOW_CAMERA} m below the camera",
+        )
+    height = (
+        float(np.asarray(T_world_cam)[2, 3] - config.floor_z)
+        if config.floor_z is not None
+        else None
+    )
+    low, high = AUTO_CAMERA_HEIGHTS
+    if height is not None and low <= height <= high:
+        return (
+            replace(config, mode="floor"),
+            f"world up is +z: the window slides over the floor at z = {config.floor_z:g} m "
+            f"(camera {height:.2f} m above it)",
+        )
+    return (
+        replace(config, mode="floor", floor_z=None, vertical_offset=offset),
+        f"world up is +z, but the camera is not at a camera height above the configured floor: "
+        f"the window keeps the camera's height and reaches {AUTO_DEPTH_BELOW_CAMERA} m below it",
+    )
+
+
+def window_dims_for(dims: Sequence[int], config: WindowPolicyConfig) -> tuple[int, int, int]:
+    """Window dims with the configured vertical size (the last one) along the up axis."""
+    nx, ny, nz = (int(d) for d in dims)
+    if config.mode != "floor" or config.up_axis == 2:
+        return (nx, ny, nz)
+    return (nz, nx, ny) if config.up_axis == 0 else (nx, nz, ny)
 
 
 class WindowPolicy:
@@ -74,15 +159,24 @@ class WindowPolicy:
         """(3,) where the window centre should be for this pose (before snapping)."""
         position = np.asarray(T_world_cam, dtype=np.float64)[:3, 3]
         forward = np.asarray(T_world_cam, dtype=np.float64)[:3, 2].copy()  # optical z axis
+        up = self.config.up_axis
         if self.config.mode == "floor":
-            forward[2] = 0.0
+            forward[up] = 0.0
         norm = np.linalg.norm(forward)
         # Looking straight down in floor mode: no horizontal direction, centre on the camera.
         direction = forward / norm if norm > 1e-6 else np.zeros(3)
         centre = position + self.config.forward_offset * direction
-        if self.config.mode == "floor" and self.config.floor_z is None:
-            centre[2] = position[2] + self.config.vertical_offset
+        if self.config.mode == "floor" and not self._fixed_floor:
+            centre[up] = position[up] + self.config.up_sign * self.config.vertical_offset
         return centre
+
+    @property
+    def _fixed_floor(self) -> bool:
+        """The vertical placement comes from ``floor_z`` (a +z up world with a floor height)."""
+        cfg = self.config
+        return (
+            cfg.mode == "floor" and cfg.floor_z is not None and cfg.up_axis == 2 and cfg.up_sign > 0
+        )
 
     def centre_of(self, origin_index: np.ndarray) -> np.ndarray:
         """(3,) world centre of the window whose voxel (0, 0, 0) has ``origin_index``."""
@@ -92,7 +186,7 @@ class WindowPolicy:
         """(3,) int64 lattice origin index of the window whose centre is nearest ``centre``."""
         continuous = np.asarray(centre) / self.voxel_size - (self.dims - 1) / 2.0
         index = np.round(continuous / self.chunk_size).astype(np.int64) * self.chunk_size
-        if self.config.mode == "floor" and self.config.floor_z is not None:
+        if self._fixed_floor:
             bottom = (self.config.floor_z - self.config.floor_margin) / self.voxel_size
             index[2] = int(np.floor(bottom / self.chunk_size)) * self.chunk_size
         return index
@@ -110,7 +204,7 @@ class WindowPolicy:
         current = np.asarray(current_origin_index, dtype=np.int64)
         deviation = np.abs(target - self.centre_of(current))
         threshold = 0.5 * self.chunk_size * self.voxel_size + self.config.hysteresis
-        if self.config.mode == "floor" and self.config.floor_z is not None:
+        if self._fixed_floor:
             # The vertical placement is fixed; only a changed floor setting moves it.
             deviation[2] = 0.0 if snapped[2] == current[2] else np.inf
         if np.any(deviation > threshold):

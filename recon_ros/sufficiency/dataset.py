@@ -9,7 +9,7 @@ Partner choice (``SampleConfig.partners``):
 - ``"overlap"`` (default, as the estimator does it): candidates are the frames ``i - k * step``,
   ``k = 1..window`` (``causal``: only earlier frames, like the estimator whose reference is the
   newest keyframe; otherwise both sides); the ``m`` with the largest frustum overlap
-  (``overlap.frustum_overlap``) and at least ``min_overlap`` are taken.
+  (``core.partners.frustum_overlap``) and at least ``min_overlap`` are taken.
 - ``"random"``: ``m`` candidates drawn uniformly from the same candidate set, ``draws`` times per
   reference, which spreads the labels over all counts;
 - ``"mixed"``: both, the overlap sample plus ``draws`` random ones per reference: the run-time
@@ -48,6 +48,12 @@ import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
+from recon_ros.core.partners import (
+    DEFAULT_DEPTHS,
+    DEFAULT_GRID,
+    frustum_overlap,
+    select_partners,
+)
 from recon_ros.sufficiency.fileio import atomic_save_npz, atomic_write_text
 from recon_ros.sufficiency.frames import Frame, get_frame, sequence_name
 from recon_ros.sufficiency.frustum import frustum_channels
@@ -57,12 +63,6 @@ from recon_ros.sufficiency.labels import (
     DEFAULT_REL_TOL,
     IGNORE_LABEL,
     conjugate_pair_labels,
-)
-from recon_ros.sufficiency.overlap import (
-    DEFAULT_DEPTHS,
-    DEFAULT_GRID,
-    frustum_overlap,
-    select_partners,
 )
 from recon_ros.sufficiency.preprocess import check_inputs, stack_images, uses_frustum, uses_stereo
 from recon_ros.sufficiency.stereo import stereo_channels

@@ -2,7 +2,7 @@
 
 It keeps a bounded window of recent keyframes (image, K, T_world_cam, stamp). For the newest
 keyframe (the reference) it picks the ``m`` partners with the largest view overlap among the
-others (``overlap.frustum_overlap``: the fraction of the reference frustum's sample points, at
+others (``core.partners.frustum_overlap``: the fraction of the reference frustum's sample points, at
 several nominal depths, that each candidate sees), stacks the images, runs the conjugate-pair
 network (with the partners' frustum channels, ``frustum``, and the plane-sweep channels,
 ``stereo``, when the checkpoint was trained with them: ``inputs``) and summarises the per-pixel
@@ -29,16 +29,16 @@ import numpy as np
 import torch
 
 from recon_ros.core.device import resolve_device
-from recon_ros.sufficiency.checkpoint import load_model
-from recon_ros.sufficiency.frustum import frustum_channels
-from recon_ros.sufficiency.intrinsics import check_intrinsics, resize_intrinsics, resize_nearest
-from recon_ros.sufficiency.linknet import LinkNet
-from recon_ros.sufficiency.overlap import (
+from recon_ros.core.partners import (
     DEFAULT_DEPTHS,
     DEFAULT_GRID,
     frustum_overlap,
     select_partners,
 )
+from recon_ros.sufficiency.checkpoint import load_model
+from recon_ros.sufficiency.frustum import frustum_channels
+from recon_ros.sufficiency.intrinsics import check_intrinsics, resize_intrinsics, resize_nearest
+from recon_ros.sufficiency.linknet import LinkNet
 from recon_ros.sufficiency.preprocess import network_input, resize_rgb, uses_frustum, uses_stereo
 from recon_ros.sufficiency.stereo import stereo_channels
 

@@ -26,9 +26,11 @@ import torch
 
 from recon_ros.core.atomic_io import atomic_write
 from recon_ros.core.checkpoint import load_atlas_model
+from recon_ros.core.depth_checkpoint import load_depth_net
 from recon_ros.training.evaluation import (
     DEPTH_KEYS,
     LAYOUTS,
+    Pipeline,
     aggregate,
     evaluate_scene,
     frame_subset,
@@ -67,20 +69,44 @@ def _fmt(value, digits: int = 3) -> str:
     return f"{value:.{digits}f}"
 
 
+def _report_rows(report: dict) -> list[tuple[str, dict]]:
+    """(label, metrics) of every row in the report's order, the upper bound last."""
+    labels = report.get("rows") or {"model": "model"}
+    rows = [(labels[name], report[name]) for name in labels if report.get(name)]
+    if report.get("pipeline") == "fusion" and report.get("mvs_fusion"):
+        rows.insert(
+            1,
+            (
+                "fusion of predicted depth alone (= default: no 3D network on top)",
+                report["mvs_fusion"],
+            ),
+        )
+    if report.get("upper_bound"):
+        rows.append(("TSDF fusion of GT depth on the GT grid (upper bound)", report["upper_bound"]))
+    return rows
+
+
 def markdown_report(report: dict) -> str:
     """The evaluation as markdown tables."""
-    model, bound = report["model"], report.get("upper_bound") or {}
     names = report["class_names"]
-    label = f"Atlas (`{Path(report['weights']).name}`)"
-    bound_label = "TSDF fusion of GT depth (upper bound)"
+    rows = _report_rows(report)
+    weights = []
+    for key in ("depth_weights", "weights"):
+        if report.get(key):
+            weights.append(
+                f"- {'depth network' if key == 'depth_weights' else 'Atlas'} weights: "
+                f"`{report[key]}` (sha256 `{report[key + '_sha256'][:16]}...`, trained: "
+                f"{report.get(key + '_trained')})"
+            )
     lines = [
-        "# Atlas evaluation",
+        "# Reconstruction evaluation",
         "",
-        f"- weights: `{report['weights']}` (sha256 `{report['weights_sha256'][:16]}...`)",
+        *weights,
         f"- data: {', '.join(f'`{d}`' for d in report['data'])}: {len(report['scenes'])} scenes",
-        f"- reconstructor: window {report['config']['window_dims']}, voxel "
-        f"{report['voxel_size']} m, keyframes every {report['config']['keyframe_min_translation']}"
-        f" m / {report['config']['keyframe_min_rotation_deg']} deg, 3D CNN every "
+        f"- reconstructor: {report.get('pipeline', 'atlas')} pipeline, window "
+        f"{report['config']['window_dims']}, voxel {report['voxel_size']} m, keyframes every "
+        f"{report['config']['keyframe_min_translation']} m / "
+        f"{report['config']['keyframe_min_rotation_deg']} deg, map updates every "
         f"{report['cnn_period_s']} s of frame time, device {report['device']}",
         f"- wall time: {report['seconds']:.0f} s",
         "",
@@ -90,11 +116,8 @@ def markdown_report(report: dict) -> str:
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     point_keys = ("l1", "acc", "comp", "prec", "recall", "fscore")
-    lines.append(f"| {label} | " + " | ".join(_fmt(model.get(k)) for k in point_keys) + " |")
-    if bound:
-        lines.append(
-            f"| {bound_label} | " + " | ".join(_fmt(bound.get(k)) for k in point_keys) + " |"
-        )
+    for label, row in rows:
+        lines.append(f"| {label} | " + " | ".join(_fmt(row.get(k)) for k in point_keys) + " |")
     lines += [
         "",
         "## 2D depth rendered from the mesh at the input poses",
@@ -102,25 +125,32 @@ def markdown_report(report: dict) -> str:
         "| method | AbsRel | AbsDiff | SqRel | RMSE | δ<1.25 | δ<1.25² | δ<1.25³ | Comp |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    lines.append(f"| {label} | " + " | ".join(_fmt(model.get(k)) for k in DEPTH_KEYS) + " |")
-    if bound:
-        lines.append(
-            f"| {bound_label} | " + " | ".join(_fmt(bound.get(k)) for k in DEPTH_KEYS) + " |"
-        )
-    if "iou" in model:
+    for label, row in rows:
+        lines.append(f"| {label} | " + " | ".join(_fmt(row.get(k)) for k in DEPTH_KEYS) + " |")
+    network = report["model"].get("depth_network")
+    if network:
+        lines += [
+            "",
+            "## The depth network per keyframe (confident pixels, at its output resolution)",
+            "",
+            "| AbsRel | RMSE | δ<1.25 | δ<1.25² | share of pixels kept |",
+            "| --- | --- | --- | --- | --- |",
+            f"| {_fmt(network['abs_rel'])} | {_fmt(network['rmse'])} | "
+            f"{_fmt(network['delta1'])} | {_fmt(network['delta2'])} | {_fmt(network['comp'])} |",
+        ]
+    labelled = [(label, row) for label, row in rows if "iou" in row]
+    if labelled:
         lines += [
             "",
             "## Semantics (IoU, labels transferred to the ground-truth mesh by nearest neighbour)",
             "",
             "| method | " + " | ".join(names) + " | mIoU |",
             "| --- |" + " --- |" * (len(names) + 1),
-            f"| {label} | " + " | ".join(_fmt(v) for v in model["iou"]) + f" | "
-            f"{_fmt(model['miou'])} |",
         ]
-        if "iou" in bound:
+        for label, row in labelled:
             lines.append(
-                f"| {bound_label} | " + " | ".join(_fmt(v) for v in bound["iou"]) + f" | "
-                f"{_fmt(bound['miou'])} |"
+                f"| {label} | " + " | ".join(_fmt(v) for v in row["iou"]) + f" | "
+                f"{_fmt(row['miou'])} |"
             )
     lines += [
         "",
@@ -160,7 +190,13 @@ def markdown_report(report: dict) -> str:
 
 
 def frames_study(
-    folders: list[Path], model, config, period: float, args: argparse.Namespace, num_classes: int
+    folders: list[Path],
+    pipeline: Pipeline,
+    period: float,
+    args: argparse.Namespace,
+    num_classes: int,
+    voxel_size: float,
+    truncation: float,
 ) -> dict:
     """Metrics against the number of frames offered (evenly spaced among the evaluated ones),
     on ``folders``; the scoring always uses every evaluated frame's depth."""
@@ -170,12 +206,10 @@ def frames_study(
         sequence, layout = open_sequence(folder, args.layout)
         indices = frame_subset(len(sequence), args.max_frames)
         frames = load_frames(sequence, indices)
-        gt = load_ground_truth_for(
-            sequence, layout, frames, model.config.voxel_size, model.config.truncation
-        )
+        gt = load_ground_truth_for(sequence, layout, frames, voxel_size, truncation)
         for n in [*(c for c in counts if c < len(indices)), len(indices)]:
             chosen = [indices[j] for j in frame_subset(len(indices), n)]
-            prediction = reconstruct(sequence, model, config, chosen, gt, period)
+            prediction = reconstruct(sequence, pipeline, chosen, gt, period)
             per_count.setdefault(n, []).append(score(prediction, gt, frames, num_classes))
     rows: dict = {"frames": sorted(per_count), "scenes": len(folders)}
     for key in ("fscore", "l1", "depth_abs_rel", "miou"):
@@ -192,7 +226,7 @@ def plot_scenes(report: dict, path: Path) -> None:
     fig = Figure(figsize=(max(5.0, 0.6 * len(names) + 2), 3.2))
     ax = fig.subplots()
     x = np.arange(len(names))
-    ax.bar(x - 0.2, [s["model"]["fscore"] for s in report["scenes"]], 0.4, label="Atlas")
+    ax.bar(x - 0.2, [s["model"]["fscore"] for s in report["scenes"]], 0.4, label="default")
     if report.get("upper_bound"):
         ax.bar(
             x + 0.2,
@@ -209,16 +243,84 @@ def plot_scenes(report: dict, path: Path) -> None:
     save_figure(fig, path)
 
 
+def build_pipelines(args: argparse.Namespace, config) -> tuple[list, dict]:
+    """The evaluated pipelines (rows), the default first, and what the report says of them.
+
+    Rows: ``model`` (the default pipeline of the parameters, on RGB alone); with the fusion
+    pipeline ``mvs_fusion`` (fusion of predicted depth alone: the same as ``model`` as long as no
+    3D refinement network is on top, so it is not run twice) and ``sensor_fusion`` (the frames'
+    depth through the same reconstructor: the RGB-D path); ``atlas`` (the paper's features-only
+    Atlas) where Atlas weights are given or trained ones ship.
+    """
+    from dataclasses import replace
+
+    from recon_ros.weights import WEIGHTS_DIR, default_depth_weights
+
+    rows: list[Pipeline] = []
+    meta: dict = {"pipeline": config.pipeline}
+    atlas_weights = Path(args.weights) if args.weights else None
+    if atlas_weights is None and (WEIGHTS_DIR / "atlas_default.pt").is_file():
+        atlas_weights = WEIGHTS_DIR / "atlas_default.pt"
+    if config.pipeline == "fusion":
+        depth_weights = Path(args.depth_weights) if args.depth_weights else default_depth_weights()
+        if depth_weights is None:
+            raise ValueError(
+                "no depth network weights: pass --depth-weights (the fusion pipeline needs them "
+                "for RGB input)"
+            )
+        depth_model, depth_metadata = load_depth_net(depth_weights, "cpu")
+        meta.update(
+            depth_weights=str(depth_weights),
+            depth_weights_sha256=file_sha256(depth_weights),
+            depth_weights_trained=depth_metadata.get("trained"),
+            class_names=list(depth_model.config.class_names),
+        )
+        rgb_config = replace(config, depth_source="mvs")
+        rows.append(
+            Pipeline("model", "default: stereo depth fused (RGB)", rgb_config, None, depth_model)
+        )
+        if not args.no_sensor_row:
+            rows.append(
+                Pipeline(
+                    "sensor_fusion",
+                    "sensor depth fused (RGB-D path)",
+                    replace(config, depth_source="sensor"),
+                    None,
+                    depth_model,
+                    sensor_depth=True,
+                )
+            )
+    if atlas_weights is not None:
+        model, metadata = load_atlas_model(atlas_weights, "cpu")
+        meta.update(
+            weights=str(atlas_weights),
+            weights_sha256=file_sha256(atlas_weights),
+            weights_trained=metadata.get("trained"),
+        )
+        meta.setdefault("class_names", list(model.config.class_names))
+        name = "model" if not rows else "atlas"
+        rows.append(
+            Pipeline(name, "Atlas, features only", replace(config, pipeline="atlas"), model)
+        )
+    if not rows:
+        raise ValueError("nothing to evaluate: the atlas pipeline needs --weights")
+    return rows, meta
+
+
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``recon-ros evaluate atlas``."""
-    from recon_ros.weights import default_atlas_weights
-
     torch.set_num_threads(args.threads)
     started = time.monotonic()
-    weights = Path(args.weights) if args.weights else default_atlas_weights()
     config, period = reconstructor_config(args)
-    model, metadata = load_atlas_model(weights, "cpu")
-    num_classes = model.config.num_classes
+    pipelines, meta = build_pipelines(args, config)
+    class_names = meta["class_names"]
+    num_classes = len(class_names)
+    voxel_size = (
+        pipelines[0].model.config.voxel_size
+        if pipelines[0].model is not None
+        else (config.voxel_size or 0.04)
+    )
+    truncation = 3.0 * voxel_size
     folders = []
     for root in args.data:
         folders += list_evaluation_scenes(root)
@@ -231,11 +333,10 @@ def run(args: argparse.Namespace) -> int:
     for i, folder in enumerate(folders):
         result = evaluate_scene(
             folder,
-            model,
-            config,
+            pipelines,
             num_classes,
-            model.config.voxel_size,
-            model.config.truncation,
+            voxel_size,
+            truncation,
             layout=args.layout,
             cnn_period_s=period,
             max_frames=args.max_frames,
@@ -247,6 +348,11 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"[{i + 1}/{len(folders)}] {result.name}: F-score {m['fscore']:.3f}, L1 "
             f"{m['l1']:.3f}, AbsRel {m['depth_abs_rel']:.3f}"
+            + "".join(
+                f"; {name} F-score {row['fscore']:.3f}"
+                for name, row in result.rows.items()
+                if name != "model"
+            )
             + (
                 f"; upper bound F-score {result.upper_bound['fscore']:.3f}"
                 if result.upper_bound
@@ -256,12 +362,10 @@ def run(args: argparse.Namespace) -> int:
         )
     report = {
         "format": "recon_ros.atlas_evaluation",
-        "weights": str(weights),
-        "weights_sha256": file_sha256(weights),
-        "weights_trained": metadata.get("trained"),
+        **meta,
+        "rows": {p.name: p.label for p in pipelines},
         "data": [str(d) for d in args.data],
-        "class_names": list(model.config.class_names),
-        "voxel_size": model.config.voxel_size,
+        "voxel_size": voxel_size,
         "config": config.to_dict(),
         "cnn_period_s": period,
         "device": str(config.device),
@@ -271,10 +375,15 @@ def run(args: argparse.Namespace) -> int:
         ),
         "scenes": scenes,
     }
+    for pipeline in pipelines[1:]:
+        report[pipeline.name] = aggregate([s["rows"][pipeline.name] for s in scenes], num_classes)
+    if config.pipeline == "fusion" and "model" in report:
+        # No 3D refinement network runs on top yet: the default pipeline is fusion alone.
+        report["mvs_fusion"] = report["model"]
     if args.frames_study:
         study_folders = folders[: args.frames_study_scenes]
         report["frames_study"] = frames_study(
-            study_folders, model, config, period, args, num_classes
+            study_folders, pipelines[0], period, args, num_classes, voxel_size, truncation
         )
         study = report["frames_study"]
         plot_frames_curve(
@@ -288,10 +397,10 @@ def run(args: argparse.Namespace) -> int:
     markdown = markdown_report(report).encode()
     atomic_write(out / "results.md", lambda f: f.write(markdown))
     if "iou" in report["model"]:
-        rows = {"Atlas": report["model"]["iou"]}
+        rows = {pipelines[0].label: report["model"]["iou"]}
         if "iou" in report["upper_bound"]:
             rows["fusion of GT depth"] = report["upper_bound"]["iou"]
-        plot_bars(list(model.config.class_names), rows, out / "iou.png", "IoU per class")
+        plot_bars(list(class_names), rows, out / "iou.png", "IoU per class")
     plot_scenes(report, out / "scenes.png")
     print(markdown.decode())
     return 0
@@ -307,7 +416,11 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
     )
     p.add_argument("--data", nargs="+", required=True, help="scene folders or dataset folders")
     p.add_argument("--out", required=True, help="output folder (results.md, results.json, PNGs)")
-    p.add_argument("--weights", help="Atlas checkpoint (default: the shipped weights)")
+    p.add_argument(
+        "--weights", help="Atlas checkpoint (features-only row; default: trained shipped ones)"
+    )
+    p.add_argument("--depth-weights", help="depth network checkpoint (default: the shipped one)")
+    p.add_argument("--no-sensor-row", action="store_true", help="skip the sensor-depth row")
     p.add_argument("--layout", choices=LAYOUTS, default="auto")
     p.add_argument("--params-file", help="atlas_node parameter file (config/atlas.yaml)")
     p.add_argument("--device", help="cpu, cuda or auto (default: the parameters')")

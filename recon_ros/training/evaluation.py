@@ -42,6 +42,7 @@ import numpy as np
 
 from recon_ros.core.meshing import extract_mesh
 from recon_ros.datasets.sequence import FrameSequence
+from recon_ros.sufficiency.intrinsics import resize_nearest
 from recon_ros.training.metrics import (
     DOWN_SAMPLE,
     DepthAccumulator,
@@ -392,27 +393,63 @@ class Reconstruction:
     info: dict = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Pipeline:
+    """One evaluated way of reconstructing (a row of the report).
+
+    Attributes:
+        name: key in ``results.json`` (``model`` for the default pipeline).
+        label: row label in ``results.md``.
+        config: the ``ReconstructorConfig``.
+        model: the Atlas network (``"atlas"`` pipeline) or None.
+        depth_model: the depth network (``"fusion"`` pipeline) or None.
+        sensor_depth: offer the frames' depth to the reconstructor (the RGB-D path).
+    """
+
+    name: str
+    label: str
+    config: object
+    model: object = None
+    depth_model: object = None
+    sensor_depth: bool = False
+
+
 def reconstruct(
     sequence: FrameSequence,
-    model,
-    config,
+    pipeline: Pipeline,
     indices: list[int],
     gt: GroundTruth,
     cnn_period_s: float = 2.0,
 ) -> Reconstruction:
-    """Run ``AtlasReconstructor`` over the frames ``indices`` (module docstring, step 1)."""
+    """Run ``AtlasReconstructor`` over the frames ``indices`` (module docstring, step 1). With
+    stereo depth, each keyframe's predicted depth is also scored against the frame's depth
+    (``info["depth_network"]``)."""
     from recon_ros.core.reconstructor import AtlasReconstructor
 
     started = time.monotonic()
-    reconstructor = AtlasReconstructor(model, config)
+    reconstructor = AtlasReconstructor(pipeline.model, pipeline.config, pipeline.depth_model)
+    stage = reconstructor.stage
+    depth_accumulator = DepthAccumulator()
     period_ns = int(cnn_period_s * 1e9)
     last_update, dirty = None, False
     stamps = sequence.stamps_ns
     for i in indices:
         frame = sequence[i]
+        depth = frame.depth if pipeline.sensor_depth else None
         result = reconstructor.integrate(
-            frame.rgb, frame.K, frame.T_world_cam, float(stamps[i]) * 1e-9
+            frame.rgb,
+            frame.K,
+            frame.T_world_cam,
+            float(stamps[i]) * 1e-9,
+            depth=depth,
+            K_depth=frame.K_depth if depth is not None else None,
         )
+        if result.integrated and stage is not None and stage.last_result is not None:
+            scored = stage.last_result
+            if scored.source == "mvs" and frame.depth is not None:
+                predicted = scored.depth.cpu().numpy()
+                reference = resize_nearest(frame.depth, predicted.shape)
+                depth_accumulator.add(predicted, reference)
         if not result.integrated:
             continue
         dirty = True
@@ -425,17 +462,21 @@ def reconstruct(
     mesh = reconstructor.mesh()
     tsdf = map_tsdf_on_grid(reconstructor, gt.origin, gt.dims)
     counters = reconstructor.stats.counters
+    info = {
+        "keyframes": counters["keyframes_integrated"],
+        "frames": len(indices),
+        "updates": counters["updates"],
+    }
+    if depth_accumulator.reference_pixels:
+        info["depth_network"] = depth_accumulator.result()
+        info["depth_network_pixels"] = depth_accumulator.pixels
     return Reconstruction(
         vertices=mesh.vertices.astype(np.float64),
         faces=mesh.faces,
         labels=np.asarray(mesh.labels, dtype=np.uint8),
         tsdf=tsdf,
         seconds=time.monotonic() - started,
-        info={
-            "keyframes": counters["keyframes_integrated"],
-            "frames": len(indices),
-            "updates": counters["updates"],
-        },
+        info=info,
     )
 
 
@@ -519,7 +560,8 @@ def score(
 
 @dataclass
 class SceneResult:
-    """Metrics of the model and of the upper bound on one scene."""
+    """Metrics of each pipeline (``rows``; ``model`` is the first, the default) and of the upper
+    bound on one scene."""
 
     name: str
     folder: str
@@ -527,12 +569,12 @@ class SceneResult:
     model: dict
     upper_bound: dict
     info: dict
+    rows: dict = field(default_factory=dict)
 
 
 def evaluate_scene(
     folder: str | os.PathLike,
-    model,
-    config,
+    pipelines: list[Pipeline],
     num_classes: int,
     voxel_size: float,
     truncation: float,
@@ -542,39 +584,51 @@ def evaluate_scene(
     upper_bound: bool = True,
     mesh_dir: Path | None = None,
 ) -> SceneResult:
-    """Evaluate ``model`` (an ``AtlasModel`` or checkpoint path) on one scene folder."""
+    """Evaluate each of ``pipelines`` (the first is the default, reported as ``model``) on one
+    scene folder."""
+    if not pipelines:
+        raise ValueError("pipelines: need at least one")
     sequence, layout = open_sequence(folder, layout)
     indices = frame_subset(len(sequence), max_frames)
     frames = load_frames(sequence, indices)
     gt = load_ground_truth_for(sequence, layout, frames, voxel_size, truncation)
-    prediction = reconstruct(sequence, model, config, indices, gt, cnn_period_s)
-    model_metrics = score(prediction, gt, frames, num_classes)
-    model_metrics["seconds"] = prediction.seconds
+    rows, infos = {}, {}
+    for pipeline in pipelines:
+        prediction = reconstruct(sequence, pipeline, indices, gt, cnn_period_s)
+        metrics = score(prediction, gt, frames, num_classes)
+        metrics["seconds"] = prediction.seconds
+        if "depth_network" in prediction.info:
+            metrics["depth_network"] = prediction.info["depth_network"]
+        rows[pipeline.name] = metrics
+        infos[pipeline.name] = prediction.info
+        if mesh_dir is not None:
+            from recon_ros.ply import write_ply
+
+            suffix = "" if pipeline is pipelines[0] else f"_{pipeline.name}"
+            write_ply(
+                Path(mesh_dir) / f"{Path(folder).name}{suffix}.ply",
+                prediction.vertices.astype(np.float32),
+                prediction.faces,
+                label=prediction.labels,
+            )
     bound: dict = {}
     if upper_bound:
         fused = fusion_reconstruction(frames, gt, num_classes)
         bound = score(fused, gt, frames, num_classes)
-    if mesh_dir is not None:
-        from recon_ros.ply import write_ply
-
-        write_ply(
-            Path(mesh_dir) / f"{Path(folder).name}.ply",
-            prediction.vertices.astype(np.float32),
-            prediction.faces,
-            label=prediction.labels,
-        )
+    first = pipelines[0].name
     return SceneResult(
         name=sequence.name,
         folder=str(folder),
         layout=layout,
-        model=model_metrics,
+        model=rows[first],
         upper_bound=bound,
         info={
-            **prediction.info,
+            **{k: v for k, v in infos[first].items() if k != "depth_network"},
             "gt_source": gt.source,
             "gt_points": len(gt.points),
             "grid_dims": list(gt.dims),
         },
+        rows=rows,
     )
 
 
@@ -607,6 +661,11 @@ def aggregate(results: list[dict], num_classes: int) -> dict:
     for key in POINT_KEYS + DEPTH_KEYS:
         values = [r[key] for r in results if key in r and np.isfinite(r[key])]
         out[key] = float(np.mean(values)) if values else float("nan")
+    networks = [r["depth_network"] for r in results if "depth_network" in r]
+    if networks:
+        out["depth_network"] = {
+            key: float(np.nanmean([n[key] for n in networks])) for key in networks[0]
+        }
     confusions = [np.asarray(r["confusion"]) for r in results if "confusion" in r]
     if confusions:
         total = np.sum(confusions, axis=0)

@@ -32,3 +32,16 @@ def default_sufficiency_weights() -> Path:
     raise FileNotFoundError(
         f"no sufficiency weights in {WEIGHTS_DIR} (looked for {', '.join(SUFFICIENCY_CANDIDATES)})"
     )
+
+
+DEPTH_CANDIDATES = ("depth_default.pt",)
+
+
+def default_depth_weights() -> Path | None:
+    """The multi-view depth network's checkpoint (stereo depth and semantic labels of the fusion
+    pipeline), or None when none ships."""
+    for name in DEPTH_CANDIDATES:
+        path = WEIGHTS_DIR / name
+        if path.is_file():
+            return path
+    return None

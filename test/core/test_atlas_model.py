@@ -80,7 +80,7 @@ def test_checkpoint_round_trip_and_errors(tmp_path):
     with pytest.raises(ValueError, match="not a loadable"):
         load_checkpoint(tmp_path / "text.pt")
     torch.save({"weights": torch.zeros(1)}, tmp_path / "foreign.pt")
-    with pytest.raises(ValueError, match="not a recon_ros Atlas checkpoint"):
+    with pytest.raises(ValueError, match=r"not a recon_ros\.atlas checkpoint"):
         load_checkpoint(tmp_path / "foreign.pt")
     # Weights of one architecture under another's config.
     payload = torch.load(path, weights_only=True)

@@ -38,6 +38,7 @@ def config(**overrides) -> ReconstructorConfig:
         "window_mode": "3d",
         "window_forward_offset": 1.2,
         "window_hysteresis": 100.0,  # the window stays where the first frame put it
+        "pipeline": "atlas",
     }
     values.update(overrides)
     return ReconstructorConfig(**values)

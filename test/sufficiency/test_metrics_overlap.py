@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
+from recon_ros.core.partners import frustum_overlap, select_partners
 from recon_ros.sufficiency.metrics import confusion_matrix, confusion_matrix_reference, summarize
-from recon_ros.sufficiency.overlap import frustum_overlap, select_partners
 from recon_ros.sufficiency.synthetic import look_at
 
 K = np.array([[50.0, 0.0, 31.5], [0.0, 50.0, 23.5], [0.0, 0.0, 1.0]])

@@ -1,0 +1,312 @@
+"""The depth-fusion stage of the reconstructor: per keyframe a depth map (the RGB-D sensor's, or
+the multi-view stereo network's from the keyframe and earlier keyframes chosen by
+``core.partners.select_stereo_partners``), per-pixel class labels from the depth network's
+semantic head, and confidence-weighted TSDF fusion of both into the rolling window
+(``core.tsdf_volume``).
+
+What the first keyframes do: stereo needs a partner with enough baseline, so a keyframe with
+none is kept as a future partner and not fused (``DepthResult.source == "waiting"``); mapping
+starts with the first keyframe that has a partner. Sensor depth is fused from the first frame.
+
+ROS-free; the reconstructor calls it under its locks.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F  # noqa: N812 (the usual torch name)
+
+from recon_ros.core.camera import PinholeCamera, image_to_tensor, resize_image_tensor
+from recon_ros.core.classes import IGNORE_LABEL
+from recon_ros.core.depth_net import MVSDepthNet
+from recon_ros.core.geometry import invert_pose
+from recon_ros.core.partners import select_stereo_partners
+
+DEPTH_SOURCES = ("auto", "mvs", "sensor")
+
+
+@dataclass(frozen=True)
+class StereoSettings:
+    """Partner choice and depth filtering of the stereo path."""
+
+    partners: int = 3
+    min_baseline: float = 0.05
+    max_baseline: float = 0.6
+    max_angle_deg: float = 40.0
+    min_overlap: float = 0.4
+    min_confidence: float = 0.5
+    history: int = 12
+
+
+@dataclass
+class _Keyframe:
+    image: torch.Tensor  # (3, H, W) at the network size
+    K: np.ndarray  # at the network size
+    T_world_cam: np.ndarray
+
+
+@dataclass(frozen=True)
+class DepthResult:
+    """A keyframe's depth for fusion (tensors on the stage's device).
+
+    Attributes:
+        source: ``"sensor"``, ``"mvs"`` or ``"waiting"`` (no stereo partner yet: nothing to fuse).
+        depth: (h, w) metres, 0 where unknown or not confident; K: (3, 3) its intrinsics;
+        T_world_depth: (4, 4) pose of the depth map's optical frame.
+        confidence: (h, w) fusion weights; rgb: (3, h, w) colour in [0, 1]; labels: (h, w)
+        int64 classes (``IGNORE_LABEL`` where unknown); partners: stereo partners used.
+    """
+
+    source: str
+    depth: torch.Tensor | None = None
+    K: np.ndarray | None = None
+    T_world_depth: np.ndarray | None = None
+    confidence: torch.Tensor | None = None
+    rgb: torch.Tensor | None = None
+    labels: torch.Tensor | None = None
+    partners: int = 0
+
+
+def _half_camera(camera: PinholeCamera) -> PinholeCamera:
+    return camera.resized(camera.width // 2, camera.height // 2)
+
+
+def sample_at_depth_pixels(
+    image: torch.Tensor,
+    K_image: np.ndarray,
+    depth: torch.Tensor,
+    K_depth: np.ndarray,
+    T_image_depth: np.ndarray,
+    mode: str = "bilinear",
+) -> torch.Tensor:
+    """Colour or labels of a (C, H, W) image at the pixels of a depth map taken by another camera
+    (an RGB-D sensor whose depth is not registered to the colour image): each depth pixel is
+    back-projected with its depth, moved into the image camera by ``T_image_depth`` and
+    sampled there. Pixels without depth or falling outside read 0.
+
+    Returns:
+        (C, h, w) like ``depth`` (h, w).
+    """
+    height, width = depth.shape
+    device = depth.device
+    v, u = torch.meshgrid(
+        torch.arange(height, device=device, dtype=torch.float32),
+        torch.arange(width, device=device, dtype=torch.float32),
+        indexing="ij",
+    )
+    K_d = torch.as_tensor(K_depth, dtype=torch.float32, device=device)
+    z = depth
+    x = (u - K_d[0, 2]) / K_d[0, 0] * z
+    y = (v - K_d[1, 2]) / K_d[1, 1] * z
+    T = torch.as_tensor(T_image_depth, dtype=torch.float32, device=device)
+    points = torch.stack([x, y, z]).reshape(3, -1)
+    cam = T[:3, :3] @ points + T[:3, 3:]
+    K_i = torch.as_tensor(K_image, dtype=torch.float32, device=device)
+    safe = torch.where(cam[2] > 1e-3, cam[2], torch.ones_like(cam[2]))
+    pu = K_i[0, 0] * cam[0] / safe + K_i[0, 2]
+    pv = K_i[1, 1] * cam[1] / safe + K_i[1, 2]
+    image_h, image_w = image.shape[-2:]
+    grid = torch.stack([(2 * pu + 1) / image_w - 1, (2 * pv + 1) / image_h - 1], -1)
+    grid = grid.masked_fill(((z.reshape(-1) <= 0) | (cam[2] <= 1e-3))[:, None], -4.0)
+    sampled = F.grid_sample(
+        image[None].float(), grid.view(1, height, width, 2), mode=mode, align_corners=False
+    )
+    return sampled[0]
+
+
+class DepthFusionStage:
+    """Depth per keyframe and its fusion inputs (module docstring).
+
+    Args:
+        depth_net: the multi-view depth network (with its semantic head), or None: sensor depth
+            only, without labels.
+        depth_source: ``"auto"`` (sensor depth while it arrives, else stereo), ``"mvs"``,
+            ``"sensor"``.
+        stereo: partner and filtering settings.
+        device: torch device.
+    """
+
+    def __init__(
+        self,
+        depth_net: MVSDepthNet | None,
+        depth_source: str = "auto",
+        stereo: StereoSettings | None = None,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        if depth_source not in DEPTH_SOURCES:
+            raise ValueError(f"depth_source: expected one of {DEPTH_SOURCES}, got {depth_source!r}")
+        if depth_net is None and depth_source == "mvs":
+            raise ValueError("depth_source 'mvs' needs the depth network's weights")
+        self.net = depth_net
+        self.depth_source = depth_source
+        self.stereo = stereo or StereoSettings()
+        self.device = torch.device(device)
+        self.history: deque[_Keyframe] = deque(maxlen=self.stereo.history)
+        #: The last keyframe's result (for evaluation and diagnostics).
+        self.last_result: DepthResult | None = None
+
+    @property
+    def image_size(self) -> tuple[int, int] | None:
+        return None if self.net is None else self.net.config.image_size
+
+    def reset(self) -> None:
+        self.history.clear()
+        self.last_result = None
+
+    def _network_view(
+        self, image: np.ndarray, camera: PinholeCamera
+    ) -> tuple[torch.Tensor, PinholeCamera]:
+        width, height = self.net.config.image_size
+        tensor = resize_image_tensor(image_to_tensor(image, self.device), width, height)
+        return tensor, camera.resized(width, height)
+
+    def _partners(
+        self, K: np.ndarray, T_world_cam: np.ndarray, hw: tuple[int, int]
+    ) -> list[_Keyframe]:
+        candidates = list(self.history)
+        if not candidates:
+            return []
+        s = self.stereo
+        chosen = select_stereo_partners(
+            K,
+            T_world_cam,
+            hw,
+            [c.K for c in candidates],
+            [c.T_world_cam for c in candidates],
+            [hw] * len(candidates),
+            count=s.partners,
+            min_baseline=s.min_baseline,
+            max_baseline=s.max_baseline,
+            max_angle_deg=s.max_angle_deg,
+            min_overlap=s.min_overlap,
+        )
+        return [candidates[i] for i in chosen]
+
+    def depth_for_keyframe(self, *args, **kwargs) -> DepthResult:
+        """See ``_depth_for_keyframe``; remembers the result in ``last_result``."""
+        self.last_result = self._depth_for_keyframe(*args, **kwargs)
+        return self.last_result
+
+    @torch.inference_mode()
+    def _depth_for_keyframe(
+        self,
+        image: np.ndarray,
+        camera: PinholeCamera,
+        T_world_cam: np.ndarray,
+        depth: np.ndarray | None = None,
+        depth_camera: PinholeCamera | None = None,
+        T_cam_depth: np.ndarray | None = None,
+    ) -> DepthResult:
+        """Depth, confidence, colour and labels of one keyframe (module docstring).
+
+        Args:
+            image: (H, W, 3) uint8 RGB; camera: its intrinsics; T_world_cam: (4, 4).
+            depth: optional (Hd, Wd) float32 metres (0 unknown) from an RGB-D sensor.
+            depth_camera: the depth image's intrinsics (default: ``camera``, registered depth).
+            T_cam_depth: (4, 4) depth optical frame in the colour optical frame (default:
+                identity, registered depth).
+        """
+        use_sensor = depth is not None and self.depth_source in ("auto", "sensor")
+        network_image = network_camera = None
+        labels_half = None
+        if self.net is not None:
+            network_image, network_camera = self._network_view(image, camera)
+            keyframe = _Keyframe(network_image, network_camera.K, np.array(T_world_cam))
+        if use_sensor:
+            result = self._sensor_depth(
+                image, camera, T_world_cam, depth, depth_camera, T_cam_depth, network_image
+            )
+        elif self.net is None:
+            return DepthResult("waiting")
+        else:
+            partners = self._partners(
+                network_camera.K, T_world_cam, (network_camera.height, network_camera.width)
+            )
+            if not partners:
+                self.history.append(keyframe)
+                return DepthResult("waiting")
+            T_world_ref = np.asarray(T_world_cam, dtype=np.float64)
+            sources = torch.stack([p.image for p in partners])[None]
+            K_src = torch.as_tensor(np.stack([p.K for p in partners]), dtype=torch.float32)
+            T_src_ref = torch.as_tensor(
+                np.stack([invert_pose(p.T_world_cam) @ T_world_ref for p in partners]),
+                dtype=torch.float32,
+            )
+            output = self.net(
+                network_image[None],
+                sources,
+                torch.as_tensor(network_camera.K, dtype=torch.float32, device=self.device)[None],
+                K_src[None].to(self.device),
+                T_src_ref[None].to(self.device),
+            )
+            half = _half_camera(network_camera)
+            confidence = output.confidence[0]
+            predicted = output.depth[0].clone()
+            predicted[confidence < self.stereo.min_confidence] = 0.0
+            probabilities = torch.softmax(output.semantic_logits[0], dim=0)
+            labels_half = probabilities.argmax(dim=0)
+            rgb_half = resize_image_tensor(network_image, half.width, half.height)
+            result = DepthResult(
+                "mvs",
+                depth=predicted,
+                K=half.K,
+                T_world_depth=np.asarray(T_world_cam, dtype=np.float64),
+                confidence=confidence,
+                rgb=rgb_half,
+                labels=labels_half,
+                partners=len(partners),
+            )
+        if self.net is not None:
+            self.history.append(keyframe)
+        return result
+
+    def _sensor_depth(
+        self, image, camera, T_world_cam, depth, depth_camera, T_cam_depth, network_image
+    ) -> DepthResult:
+        depth_t = torch.as_tensor(
+            np.nan_to_num(np.asarray(depth, dtype=np.float32)), device=self.device
+        )
+        depth_t = torch.where(depth_t > 0, depth_t, torch.zeros_like(depth_t))
+        height, width = depth_t.shape
+        depth_camera = depth_camera or camera
+        if (depth_camera.width, depth_camera.height) != (width, height):
+            raise ValueError(
+                f"depth: {width}x{height} px, its camera info says "
+                f"{depth_camera.width}x{depth_camera.height}"
+            )
+        registered = T_cam_depth is None or np.allclose(T_cam_depth, np.eye(4), atol=1e-6)
+        colour = image_to_tensor(image, self.device)
+        labels = None
+        if self.net is not None:
+            logits = self.net.semantic_only(network_image[None])[0]
+            label_image = logits.argmax(dim=0)  # at half the network size
+        if registered:
+            rgb = resize_image_tensor(colour, width, height)
+            if self.net is not None:
+                labels = F.interpolate(
+                    label_image[None, None].float(), size=(height, width), mode="nearest"
+                )[0, 0].long()
+            T_world_depth = np.asarray(T_world_cam, dtype=np.float64)
+        else:
+            T = np.asarray(T_cam_depth, dtype=np.float64)
+            rgb = sample_at_depth_pixels(colour, camera.K, depth_t, depth_camera.K, T)
+            if self.net is not None:
+                half = _half_camera(camera.resized(*self.net.config.image_size))
+                labels = sample_at_depth_pixels(
+                    label_image[None].float(), half.K, depth_t, depth_camera.K, T, mode="nearest"
+                )[0].long()
+                labels[depth_t <= 0] = IGNORE_LABEL
+            T_world_depth = np.asarray(T_world_cam, dtype=np.float64) @ T
+        return DepthResult(
+            "sensor",
+            depth=depth_t,
+            K=depth_camera.K,
+            T_world_depth=T_world_depth,
+            confidence=(depth_t > 0).float(),
+            rgb=rgb,
+            labels=labels,
+        )
