@@ -94,6 +94,7 @@ class AtlasNode(Node):
         self._published_version = 0
         self._marker_cache: dict = {}  # chunk key -> (stamp, corner points, corner colours)
         self._last_header = None
+        self._window_note = ""
         self._started = time.monotonic()
 
         self._stop = threading.Event()
@@ -172,6 +173,10 @@ class AtlasNode(Node):
         return header.stamp if header is not None else self.get_clock().now().to_msg()
 
     def _on_publish_timer(self) -> None:
+        note = self._reconstructor.window_note
+        if note != self._window_note:
+            self._window_note = note
+            self.get_logger().info(note)
         if self._map_version != self._published_version:
             self._published_version = self._map_version
             self._publish_map()
@@ -232,6 +237,7 @@ class AtlasNode(Node):
         origin = np.asarray(window.origin, dtype=float)
         msg.volume_origin = Point(x=origin[0], y=origin[1], z=origin[2])
         msg.volume_dims = [int(d) for d in window.dims]
+        msg.window_placement = self._reconstructor.window_note
         msg.voxel_size = float(window.voxel_size)
         msg.map_chunks = int(stats.map_chunks)
         msg.map_chunks_evicted = int(stats.map_chunks_evicted)

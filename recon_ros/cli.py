@@ -20,7 +20,10 @@ COMMANDS = {
     "replay": ("recon_ros.replay", "reconstruct a rosbag2 offline: mesh, cloud, PNG, report"),
     "play": ("recon_ros.play", "publish a rosbag2 into the ROS graph at its recorded rate"),
     "generate": ("recon_ros.scenes.cli", "generate synthetic indoor scenes (images, labels, GT)"),
-    "bench": ("recon_ros.benchmarks.atlas", "benchmark the reconstruction core per stage"),
+    "bench": (
+        "recon_ros.benchmarks.fusion",
+        "benchmark the reconstruction per stage (fusion; --pipeline atlas)",
+    ),
     "bench-scenes": ("recon_ros.benchmarks.scenes", "benchmark the scene engine"),
     "bench-sufficiency": ("recon_ros.benchmarks.sufficiency", "benchmark the sufficiency estimate"),
 }

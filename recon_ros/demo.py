@@ -240,9 +240,10 @@ def demo_report(
         f"- images received {status.frames_received}, integrated {status.frames_integrated}, "
         f"skipped as not keyframes {status.frames_not_keyframes}, dropped "
         f"{status.frames_dropped} {drops or ''}",
-        f"- 3D CNN runs: {status.cnn_updates} on {status.device}; window "
+        f"- map updates: {status.cnn_updates} on {status.device}; window "
         f"{[int(d) for d in status.volume_dims]} voxels of {status.voxel_size * 100:.1f} cm; "
         f"map chunks {status.map_chunks}",
+        f"- window: {status.window_placement}",
         f"- mesh: {len(mesh['vertices'])} vertices, {faces} triangles -> "
         f"`{Path(saved.mesh_path).name}`; map -> `{Path(saved.map_path).name}/`; render -> "
         f"`{render_path.name}`",

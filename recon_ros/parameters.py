@@ -128,10 +128,16 @@ CORE_PARAMS = (
         "Stereo depth whose confidence is below this is not fused.",
         (0.0, 0.99),
     ),
+    Param(
+        "mesh_min_weight",
+        1,
+        "Voxels observed with less weight (fusion: summed depth confidence) stay out of the mesh.",
+        (1, 1000),
+    ),
     Param("voxel_size_m", 0.04, "Voxel edge length in metres.", (0.01, 0.5)),
     Param(
         "window_dims",
-        [96, 96, 80],
+        [160, 160, 80],
         "Rolling window size in voxels along world x, y, z; multiples of chunk_size and of 8.",
     ),
     Param(
@@ -173,7 +179,7 @@ CORE_PARAMS = (
     ),
     Param(
         "window_forward_offset_m",
-        1.5,
+        2.5,
         "The window is centred this far ahead of the camera, where it looks.",
         (0.0, 20.0),
     ),
@@ -204,6 +210,7 @@ CONFIG_KEYS = {
     "stereo_min_baseline_m": "stereo_min_baseline",
     "stereo_max_baseline_m": "stereo_max_baseline",
     "min_depth_confidence": "min_depth_confidence",
+    "mesh_min_weight": "mesh_min_weight",
     "voxel_size_m": "voxel_size",
     "window_dims": "window_dims",
     "chunk_size": "chunk_size",

@@ -100,6 +100,7 @@ class PosedImageInput:
         self._queue_cv = threading.Condition()
         self._camera_info = None
         self._camera_info_lock = threading.Lock()
+        self._paired_camera_info = False  # CameraInfo stamps have matched image stamps
         self._counts_lock = threading.Lock()
         self.received = 0
         self.drops: collections.Counter = collections.Counter({r: 0 for r in DROP_REASONS})
@@ -249,9 +250,26 @@ class PosedImageInput:
             msg = self._queue.popleft()
         return self._decode(msg)
 
+    def _camera_info_for(self, msg):
+        """The CameraInfo for an image: the newest one, after waiting (up to tf_timeout_s) for
+        one stamped no earlier than the image when the newest is older (a camera driver sends
+        the pair together, but DDS may deliver the image first)."""
+        stamp_ns = conversions.stamp_to_ns(msg.header.stamp)
+        deadline = time.monotonic() + self.settings.tf_timeout_s
+        while True:
+            with self._camera_info_lock:
+                info = self._camera_info
+            info_ns = conversions.stamp_to_ns(info.header.stamp) if info is not None else None
+            if info_ns == stamp_ns:
+                self._paired_camera_info = True
+            # Drivers whose CameraInfo is latched or stamped otherwise are not waited for.
+            waiting = info is None or (self._paired_camera_info and info_ns < stamp_ns)
+            if not waiting or time.monotonic() >= deadline:
+                return info
+            time.sleep(0.005)
+
     def _decode(self, msg) -> PosedFrame | None:
-        with self._camera_info_lock:
-            info = self._camera_info
+        info = self._camera_info_for(msg)
         if info is not None and conversions.has_distortion(info):
             self._log.warn(
                 "distortion",

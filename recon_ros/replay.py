@@ -51,12 +51,16 @@ class ReplayReport:
     outputs: dict[str, str] = field(default_factory=dict)
     weights: str = ""
     device: str = ""
+    window: str = ""
+    warnings: list[str] = field(default_factory=list)
 
     def markdown(self) -> str:
         lines = [
             f"# Replay of `{Path(self.bag).name}`",
             "",
-            f"- weights: `{self.weights}` on {self.device}",
+            f"- reconstruction: {self.weights} on {self.device}",
+            f"- window: {self.window}",
+            *(f"- **WARNING: {w}**" for w in self.warnings),
             f"- images: {self.images}; integrated {self.integrated}; skipped as not keyframes "
             f"{self.not_keyframes}; dropped {sum(self.drops.values())}",
             f"- 3D CNN runs: {self.cnn_updates}",
@@ -242,6 +246,8 @@ def replay_bag(
         if count:
             log(f"warning: dropped {count} images [{reason}], e.g. {report.drop_examples[reason]}")
 
+    report.window = reconstructor.window_note
+    log(f"window: {report.window}")
     mesh = reconstructor.mesh(color_by=values["mesh_color_mode"])
     points = reconstructor.semantic_points()
     report.vertices, report.triangles = len(mesh.vertices), len(mesh.faces)

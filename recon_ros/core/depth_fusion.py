@@ -82,6 +82,36 @@ def _check(grid: TSDFGrid, depth, confidence, rgb, labels, K, T_world_cam) -> No
         )
 
 
+def _frustum_box(depth, K, T_world_cam, origin, voxel_size, truncation, dims, max_depth):
+    """Voxel index bounds ``(lo, hi)`` (hi exclusive) of the box holding every voxel the depth
+    map can update: the frustum up to its largest depth plus the truncation; None if empty."""
+    known = depth[depth > 0]
+    if known.numel() == 0:
+        return None
+    far = float(known.max()) + truncation
+    if max_depth is not None:
+        far = min(far, float(max_depth) + truncation)
+    height, width = depth.shape
+    K64 = K.to(torch.float64).cpu()
+    corners = torch.tensor(
+        [[-0.5, -0.5], [width - 0.5, -0.5], [-0.5, height - 0.5], [width - 0.5, height - 0.5]],
+        dtype=torch.float64,
+    )
+    y = (corners[:, 1] - K64[1, 2]) / K64[1, 1]
+    x = (corners[:, 0] - K64[0, 2] - K64[0, 1] * y) / K64[0, 0]
+    rays = torch.stack([x, y, torch.ones_like(x)], dim=1) * far
+    points = torch.cat([torch.zeros(1, 3, dtype=torch.float64), rays])
+    T = T_world_cam.cpu()
+    world = points @ T[:3, :3].T + T[:3, 3]
+    start = (world.min(dim=0).values - origin.cpu()) / voxel_size
+    stop = (world.max(dim=0).values - origin.cpu()) / voxel_size
+    lo = [max(0, int(np.floor(float(a))) - 1) for a in start]
+    hi = [min(n, int(np.ceil(float(b))) + 2) for b, n in zip(stop, dims, strict=True)]
+    if any(h <= lo_ for lo_, h in zip(lo, hi, strict=True)):
+        return None
+    return lo, hi
+
+
 def fuse_depth_into(
     grid: TSDFGrid,
     origin: torch.Tensor,
@@ -117,17 +147,28 @@ def fuse_depth_into(
     device = grid.tsdf.device
     dims = grid.dims
     height, width = depth.shape
-    T_cam_world = invert_rigid_tensor(T_world_cam.to(device, torch.float64))
-    axes = [torch.arange(n, device=device, dtype=torch.float64) * voxel_size for n in dims]
-    # Camera coordinates of every voxel centre: separable in (i, j, k), so no N x 3 grid is built.
+    depth = depth.to(device, torch.float32)
+    T64 = T_world_cam.to(device, torch.float64)
+    origin64 = origin.to(device, torch.float64)
+    box = _frustum_box(depth, K, T64, origin64, voxel_size, truncation, dims, max_depth)
+    if box is None:
+        return 0
+    lo, hi = box
+    sub = tuple(int(h - l) for l, h in zip(lo, hi, strict=True))
+    T_cam_world = invert_rigid_tensor(T64)
     rotation = T_cam_world[:3, :3]
-    base = rotation @ origin.to(device, torch.float64) + T_cam_world[:3, 3]
+    # Camera coordinates of the sub-box's voxel centres: separable in (i, j, k), so no N x 3 grid
+    # is built; the base point in float64 keeps far-from-origin worlds exact.
+    corner = origin64 + voxel_size * torch.as_tensor(lo, dtype=torch.float64, device=device)
+    base = (rotation @ corner + T_cam_world[:3, 3]).to(torch.float32)
+    step = (rotation * voxel_size).to(torch.float32)
+    axes = [torch.arange(n, device=device, dtype=torch.float32) for n in sub]
     cam = (
         base.view(3, 1, 1, 1)
-        + rotation[:, 0].view(3, 1, 1, 1) * axes[0].view(1, -1, 1, 1)
-        + rotation[:, 1].view(3, 1, 1, 1) * axes[1].view(1, 1, -1, 1)
-        + rotation[:, 2].view(3, 1, 1, 1) * axes[2].view(1, 1, 1, -1)
-    ).to(torch.float32)
+        + step[:, 0].view(3, 1, 1, 1) * axes[0].view(1, -1, 1, 1)
+        + step[:, 1].view(3, 1, 1, 1) * axes[1].view(1, 1, -1, 1)
+        + step[:, 2].view(3, 1, 1, 1) * axes[2].view(1, 1, 1, -1)
+    )
     x, y, z = cam[0], cam[1], cam[2]
     in_front = z > MIN_FUSION_DEPTH
     safe_z = torch.where(in_front, z, torch.ones_like(z))
@@ -135,47 +176,52 @@ def fuse_depth_into(
     u = torch.round(K[0, 0] * x / safe_z + K[0, 1] * y / safe_z + K[0, 2])
     v = torch.round(K[1, 1] * y / safe_z + K[1, 2])
     inside = in_front & (u >= 0) & (u <= width - 1) & (v >= 0) & (v <= height - 1)
-    index = torch.nonzero(inside.reshape(-1), as_tuple=True)[0]
-    if index.numel() == 0:
-        return 0
-    pixel = (v.reshape(-1)[index] * width + u.reshape(-1)[index]).long()
-    d = depth.to(device, torch.float32).reshape(-1)[pixel]
+    # Dense over the sub-box (one gather of the depth map); only the thin surface band below is
+    # indexed voxel by voxel.
+    pixel = (v.clamp(0, height - 1) * width + u.clamp(0, width - 1)).long()
+    d = depth.reshape(-1).take(pixel)
     w = (
-        confidence.to(device, torch.float32).reshape(-1)[pixel]
+        confidence.to(device, torch.float32).reshape(-1).take(pixel)
         if confidence is not None
         else torch.ones_like(d)
     )
-    voxel_z = z.reshape(-1)[index]
-    sdf = d - voxel_z
-    usable = (d > 0) & (w > 0) & (sdf >= -truncation)
+    sdf = d - z
+    usable = inside & (d > 0) & (w > 0) & (sdf >= -truncation)
     if max_depth is not None:
         usable &= d <= max_depth
-    index, pixel, sdf, w = index[usable], pixel[usable], sdf[usable], w[usable]
-    if index.numel() == 0:
+    count = int(usable.sum())
+    if count == 0:
         return 0
+    w = torch.where(usable, w, torch.zeros_like(w))
+    region = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+    tsdf, weight = grid.tsdf[region], grid.weight[region]
+    total = weight + w
     sample = (sdf / truncation).clamp(max=1.0)
-    tsdf, weight = grid.tsdf.view(-1), grid.weight.view(-1)
-    old_w = weight[index]
-    total = old_w + w
-    tsdf[index] = (tsdf[index] * old_w + sample * w) / total
-    weight[index] = total.clamp(max=max_weight)
-    band = sdf.abs() < truncation
-    if band.any():
-        b_index, b_pixel, b_w = index[band], pixel[band], w[band]
+    fused = (tsdf * weight + sample * w) / total.clamp(min=1e-12)
+    tsdf.copy_(torch.where(usable, fused, tsdf))
+    weight.copy_(total.clamp(max=max_weight))
+    band = usable & (sdf.abs() < truncation)
+    if (rgb is not None or labels is not None) and bool(band.any()):
+        where = torch.nonzero(band, as_tuple=True)
+        b_pixel, b_w = pixel[where], w[where]
         if rgb is not None:
-            color = grid.color.view(3, -1)
-            color_weight = grid.color_weight.view(-1)
+            color = grid.color[(slice(None), *region)]
+            color_weight = grid.color_weight[region]
             sample_rgb = rgb.to(device, torch.float32).reshape(3, -1)[:, b_pixel]
-            old_cw = color_weight[b_index]
+            old_cw = color_weight[where]
             total_cw = old_cw + b_w
-            color[:, b_index] = (color[:, b_index] * old_cw + sample_rgb * b_w) / total_cw
-            color_weight[b_index] = total_cw.clamp(max=max_weight)
+            color[(slice(None), *where)] = (
+                color[(slice(None), *where)] * old_cw + sample_rgb * b_w
+            ) / total_cw
+            color_weight[where] = total_cw.clamp(max=max_weight)
         if labels is not None and grid.votes.shape[0] > 0:
             label = labels.to(device).reshape(-1)[b_pixel].long()
             known = (label != IGNORE_LABEL) & (label < grid.votes.shape[0])
-            votes = grid.votes.view(grid.votes.shape[0], -1)
-            votes.index_put_((label[known], b_index[known]), b_w[known], accumulate=True)
-    return int(index.numel())
+            votes = grid.votes[(slice(None), *region)]
+            votes.index_put_(
+                (label[known], *(axis[known] for axis in where)), b_w[known], accumulate=True
+            )
+    return count
 
 
 def fuse_depth_reference(

@@ -102,6 +102,7 @@ class GlobalMap:
         max_chunks: int = 4096,
         weight_cap: int = 64,
         saturation: float = SATURATION,
+        min_mesh_weight: int = 1,
     ) -> None:
         if not np.isfinite(voxel_size) or voxel_size <= 0:
             raise ValueError(f"voxel_size: must be positive, got {voxel_size}")
@@ -116,6 +117,10 @@ class GlobalMap:
         self.max_chunks = int(max_chunks)
         self.weight_cap = int(weight_cap)
         self.saturation = float(saturation)
+        if int(min_mesh_weight) != min_mesh_weight or min_mesh_weight < 1:
+            raise ValueError(f"min_mesh_weight: must be an integer >= 1, got {min_mesh_weight}")
+        #: Voxels with less observation weight are left out of meshes (single noisy views).
+        self.min_mesh_weight = int(min_mesh_weight)
         self.chunks: dict[ChunkKey, MapChunk] = {}
         self.evictions = 0
         self._version_counter = 0
@@ -369,7 +374,7 @@ class GlobalMap:
             origin = np.asarray(key) * self.chunk_size * self.voxel_size
             mesh = extract_mesh(
                 arrays["tsdf"],
-                arrays["weight"] > 0,
+                arrays["weight"] >= self.min_mesh_weight,
                 origin,
                 self.voxel_size,
                 labels=arrays["label"],

@@ -674,3 +674,25 @@ def aggregate(results: list[dict], num_classes: int) -> dict:
         out["miou"] = mean_of_present(iou)
         out["confusion"] = total.tolist()
     return out
+
+
+def mesh_depth_agreement(
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    views: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+    tolerance: float = 0.05,
+) -> float:
+    """How well a mesh explains depth images: the share of pixels with depth (over all
+    ``views``: (depth (H, W) metres, K (3, 3), T_world_cam (4, 4))) where the mesh, rendered
+    from that view, lies within ``tolerance`` (relative) of the measured depth. 0 for an empty
+    mesh; pixels the mesh misses count as disagreeing."""
+    renderer = DepthRenderer(vertices, faces)
+    agree = total = 0
+    for depth, K, T in views:
+        height, width = depth.shape
+        rendered = renderer.render(K, T, width, height)
+        valid = depth > 0
+        total += int(valid.sum())
+        close = np.abs(rendered[valid] - depth[valid]) <= tolerance * depth[valid]
+        agree += int((close & (rendered[valid] > 0)).sum())
+    return agree / total if total else 0.0

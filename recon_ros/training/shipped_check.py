@@ -1,12 +1,13 @@
 """The shipped-weights check: one held-out scene, generated deterministically, exported as a
-rosbag2, reconstructed offline by ``recon_ros.replay.replay_bag`` with the weights atlas_node loads
-by default, and scored against its reference mesh (F-score at 5 cm after the paper's trimming,
-``evaluation.mesh_scores``). recon_ros/weights/atlas_default.md records the figure;
+rosbag2, reconstructed offline by ``recon_ros.replay.replay_bag`` from its colour images alone
+with the default pipeline and the weights atlas_node loads by default (the multi-view depth
+network), and scored against its reference mesh (F-score at 5 cm after the paper's trimming,
+``evaluation.mesh_scores``). recon_ros/weights/depth_default.md records the figure;
 test/training/test_shipped_weights.py checks that the shipped file still gives it.
 
-The scene's seed comes from the held-out base seed 3000 (test scenes use indices 0-9; this one
-index 1000), never used for training (base seed 1000) or validation (2000). The scene is smaller
-than the evaluation scenes (a 4 x 3.5 m room, 20 frames) to keep the test short.
+The scene's seed comes from the held-out base seed 3000 (index 1000), never used for training
+(base seeds 1000 and 11000) or validation (2000 and 12000). The scene is smaller than the
+evaluation scenes (a 4 x 3.5 m room, 20 frames) to keep the test short.
 
     python -m recon_ros.training.shipped_check [--weights PATH] [--workdir DIR]
 """
@@ -57,7 +58,7 @@ def check_scene(workdir: str | os.PathLike, weights: str | os.PathLike | None = 
 
     workdir = Path(workdir)
     folder = generate_scene_folder(workdir / "scene", CHECK_SEED, CHECK_CONFIG)
-    params = {"weights_path": str(weights)} if weights else {}
+    params = {"depth_weights_path": str(weights)} if weights else {}
     report = replay_bag(
         folder / "bag",
         workdir / "replay",
