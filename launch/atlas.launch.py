@@ -4,6 +4,8 @@
     ros2 launch recon_ros atlas.launch.py image_topic:=/camera/image_rect \
         camera_info_topic:=/camera/camera_info
     ros2 launch recon_ros atlas.launch.py bag:=/path/to/bag use_sim_time:=true rviz:=true
+    ros2 launch recon_ros atlas.launch.py depth_topic:=/camera/aligned_depth_to_color/image_raw \
+        depth_camera_info_topic:=/camera/aligned_depth_to_color/camera_info   # an RGB-D camera
 
 Parameters come from params_file (config/atlas.yaml by default); the weights, device and
 world_frame arguments override it only when given. Works with ROS 2 Humble, Jazzy and Kilted.
@@ -17,7 +19,12 @@ from launch_ros.substitutions import FindPackageShare
 from launch import LaunchDescription
 
 # launch argument -> node parameter, applied only when the argument is not empty
-OVERRIDES = {"weights": "weights_path", "device": "device", "world_frame": "world_frame"}
+OVERRIDES = {
+    "weights": "weights_path",
+    "depth_weights": "depth_weights_path",
+    "device": "device",
+    "world_frame": "world_frame",
+}
 
 
 def _is_true(value: str) -> bool:
@@ -34,20 +41,30 @@ def _nodes(context):
         ("image/compressed", f"{arg['image_topic']}/compressed"),  # image_transport "compressed"
         ("camera_info", arg["camera_info_topic"]),
     ]
+    atlas_overrides = dict(overrides)
+    atlas_remappings = list(remappings)
+    if arg["depth_topic"]:
+        depth_info = arg["depth_camera_info_topic"] or (
+            arg["depth_topic"].rsplit("/", 1)[0] + "/camera_info"
+        )
+        atlas_overrides["use_depth"] = True
+        atlas_remappings += [("depth/image", arg["depth_topic"]), ("depth/camera_info", depth_info)]
     share = FindPackageShare("recon_ros").perform(context)
     nodes = [
         Node(
             package="recon_ros",
             executable="atlas_node",
             name="atlas_node",
-            parameters=[arg["params_file"], overrides],
-            remappings=remappings,
+            parameters=[arg["params_file"], atlas_overrides],
+            remappings=atlas_remappings,
             output="screen",
             emulate_tty=True,
         )
     ]
     if _is_true(arg["sufficiency"]):
-        sufficiency_overrides = {k: v for k, v in overrides.items() if k != "weights_path"}
+        sufficiency_overrides = {
+            k: v for k, v in overrides.items() if k not in ("weights_path", "depth_weights_path")
+        }
         nodes.append(
             Node(
                 package="recon_ros",
@@ -96,7 +113,19 @@ ARGUMENTS = {
     ),
     "image_topic": ("/camera/color/image_raw", "Rectified colour image (rgb8, bgr8, mono8, ...)"),
     "camera_info_topic": ("/camera/color/camera_info", "CameraInfo of that image"),
-    "weights": ("", "Atlas checkpoint; empty: the params file's, else the shipped weights"),
+    "weights": ("", "Atlas checkpoint (pipeline atlas); empty: the params file's, else shipped"),
+    "depth_weights": (
+        "",
+        "Depth network checkpoint (pipeline fusion); empty: the params file's, else shipped",
+    ),
+    "depth_topic": (
+        "",
+        "An RGB-D camera's depth image (16UC1 mm or 32FC1 m); empty: colour only (stereo depth)",
+    ),
+    "depth_camera_info_topic": (
+        "",
+        "CameraInfo of the depth image; empty: camera_info beside depth_topic",
+    ),
     "device": ("", "auto, cpu, cuda or cuda:N; empty: the params file's"),
     "world_frame": ("", "Fixed frame of poses and outputs; empty: the params file's"),
     "use_sim_time": ("false", "Follow /clock (bag replay with clock)"),

@@ -33,7 +33,11 @@ import torch
 from recon_ros.core.depth_fusion import TSDFGrid, fuse_depth_into
 from recon_ros.core.depth_net import DepthNetConfig, MVSDepthNet
 from recon_ros.core.geometry import look_at_pose
-from recon_ros.core.plane_sweep import inverse_depth_planes, warp_to_planes, warp_to_planes_reference
+from recon_ros.core.plane_sweep import (
+    inverse_depth_planes,
+    warp_to_planes,
+    warp_to_planes_reference,
+)
 from recon_ros.core.reconstructor import AtlasReconstructor, ReconstructorConfig
 
 ROOM = (np.array([0.0, 0.0, 0.0]), np.array([8.0, 6.0, 2.6]))
@@ -128,15 +132,26 @@ def label_voting_cost(device: str, dims, frames: int, seed: int) -> dict:
             for (depth, image), T in zip(views, poses, strict=True):
                 rgb = torch.from_numpy(image).permute(2, 0, 1).float().div(255)
                 fuse_depth_into(
-                    grid, origin, 0.04, 0.12, torch.from_numpy(depth), K_t,
-                    torch.as_tensor(T), None, rgb, labels if with_labels else None,
-                )  # fmt: skip
+                    grid,
+                    origin,
+                    0.04,
+                    0.12,
+                    torch.from_numpy(depth),
+                    K_t,
+                    torch.as_tensor(T),
+                    None,
+                    rgb,
+                    labels if with_labels else None,
+                )
             best = min(best, (time.perf_counter() - start) * 1e3 / len(views))
         return best
 
     with_labels, without = run(True), run(False)
-    return {"with_labels_ms": with_labels, "without_labels_ms": without,
-            "label_voting_ms": with_labels - without}  # fmt: skip
+    return {
+        "with_labels_ms": with_labels,
+        "without_labels_ms": without,
+        "label_voting_ms": with_labels - without,
+    }
 
 
 def open3d_ratio(frames: int, seed: int, resolution: int = 128) -> dict:
@@ -149,15 +164,15 @@ def open3d_ratio(frames: int, seed: int, resolution: int = 128) -> dict:
     voxel = 0.04
     length = resolution * voxel
     origin = np.array([2.0, 1.0, -0.2])
-    intrinsic = o3d.camera.PinholeCameraIntrinsic(
-        WIDTH, HEIGHT, K[0, 0], K[1, 1], K[0, 2], K[1, 2]
-    )
+    intrinsic = o3d.camera.PinholeCameraIntrinsic(WIDTH, HEIGHT, K[0, 0], K[1, 1], K[0, 2], K[1, 2])
     images = [
         o3d.geometry.RGBDImage.create_from_color_and_depth(
             o3d.geometry.Image(np.ascontiguousarray(image)),
             o3d.geometry.Image(np.ascontiguousarray(depth)),
-            depth_scale=1.0, depth_trunc=10.0, convert_rgb_to_intensity=False,
-        )  # fmt: skip
+            depth_scale=1.0,
+            depth_trunc=10.0,
+            convert_rgb_to_intensity=False,
+        )
         for depth, image in views
     ]
     # Open3D's volume starts at its origin (0, 0, 0): move the world instead.
@@ -169,9 +184,11 @@ def open3d_ratio(frames: int, seed: int, resolution: int = 128) -> dict:
         best = np.inf
         for _ in range(3):
             volume = o3d.pipelines.integration.UniformTSDFVolume(
-                length=length, resolution=resolution, sdf_trunc=3 * voxel,
+                length=length,
+                resolution=resolution,
+                sdf_trunc=3 * voxel,
                 color_type=o3d.pipelines.integration.TSDFVolumeColorType.RGB8,
-            )  # fmt: skip
+            )
             start = time.perf_counter()
             for rgbd, extrinsic in zip(images, extrinsics, strict=True):
                 volume.integrate(rgbd, intrinsic, extrinsic)
@@ -189,15 +206,26 @@ def open3d_ratio(frames: int, seed: int, resolution: int = 128) -> dict:
             for (depth, image), T in zip(views, poses, strict=True):
                 rgb = torch.from_numpy(image).permute(2, 0, 1).float().div(255)
                 fuse_depth_into(
-                    grid, centre, voxel, 3 * voxel, torch.from_numpy(depth), K_t,
-                    torch.as_tensor(T), None, rgb,
-                )  # fmt: skip
+                    grid,
+                    centre,
+                    voxel,
+                    3 * voxel,
+                    torch.from_numpy(depth),
+                    K_t,
+                    torch.as_tensor(T),
+                    None,
+                    rgb,
+                )
             best = min(best, (time.perf_counter() - start) * 1e3 / len(views))
         return best
 
     ours, theirs = run_ours(), run_open3d()
-    return {"volume": [resolution] * 3, "ours_ms": ours, "open3d_ms": theirs,
-            "speedup": theirs / ours}  # fmt: skip
+    return {
+        "volume": [resolution] * 3,
+        "ours_ms": ours,
+        "open3d_ms": theirs,
+        "speedup": theirs / ours,
+    }
 
 
 def sweep_ratio(config: DepthNetConfig, seed: int) -> dict:
@@ -205,8 +233,9 @@ def sweep_ratio(config: DepthNetConfig, seed: int) -> dict:
     the vectorised sweep at the network's size with the reference extrapolated to it."""
     generator = torch.Generator().manual_seed(seed)
     width, height = config.image_size[0] // 2, config.image_size[1] // 2
-    K_half = torch.tensor([[[0.8 * width, 0, (width - 1) / 2], [0, 0.8 * width, (height - 1) / 2],
-                            [0, 0, 1]]])  # fmt: skip
+    K_half = torch.tensor(
+        [[[0.8 * width, 0, (width - 1) / 2], [0, 0.8 * width, (height - 1) / 2], [0, 0, 1]]]
+    )
     T = torch.eye(4)[None]
     T[0, 0, 3] = -0.2
     source = torch.rand(1, config.match_channels + 1, height, width, generator=generator)
@@ -246,9 +275,11 @@ def memory_walk(device: str, checkpoints=(100, 1000), seed: int = 0) -> dict:
     depth, and the map's chunks then."""
     texture = np.random.default_rng(seed).integers(0, 256, (4096, 3), dtype=np.uint8)
     config = ReconstructorConfig(
-        device=device, depth_source="sensor", keyframe_min_translation=0.0,
+        device=device,
+        depth_source="sensor",
+        keyframe_min_translation=0.0,
         keyframe_min_rotation_deg=0.0,
-    )  # fmt: skip
+    )
     rec = AtlasReconstructor(None, config)
     out = {}
     started = time.perf_counter()
@@ -270,8 +301,10 @@ def memory_walk(device: str, checkpoints=(100, 1000), seed: int = 0) -> dict:
 
 
 def format_result(result: dict) -> str:
-    lines = [f"device {result['device']}: window {result['window']} x 4 cm, depth network "
-             f"{result['depth_weights']}, {result['frames']} keyframes"]  # fmt: skip
+    lines = [
+        f"device {result['device']}: window {result['window']} x 4 cm, depth network "
+        f"{result['depth_weights']}, {result['frames']} keyframes"
+    ]
     for label, key, unit in (
         ("depth network", "depth", "per keyframe"),
         ("fusion (TSDF, colour, labels)", "fusion", "per keyframe"),
@@ -279,26 +312,36 @@ def format_result(result: dict) -> str:
         ("meshing (cached chunks)", "meshing", "per update"),
     ):
         s = result["walk"][key]
-        lines.append(f"  {label:32s} {s['median_ms']:8.1f} ms last/median {s['mean_ms']:8.1f} ms "
-                     f"mean  ({unit}, n={s['n']})")  # fmt: skip
+        lines.append(
+            f"  {label:32s} {s['median_ms']:8.1f} ms last/median {s['mean_ms']:8.1f} ms "
+            f"mean  ({unit}, n={s['n']})"
+        )
     labels = result["labels"]
-    lines.append(f"  label voting                     {labels['label_voting_ms']:8.1f} ms "
-                 f"(fusion {labels['with_labels_ms']:.1f} ms with labels, "
-                 f"{labels['without_labels_ms']:.1f} ms without)")  # fmt: skip
+    lines.append(
+        f"  label voting                     {labels['label_voting_ms']:8.1f} ms "
+        f"(fusion {labels['with_labels_ms']:.1f} ms with labels, "
+        f"{labels['without_labels_ms']:.1f} ms without)"
+    )
     if "open3d" in result:
         o = result["open3d"]
-        lines.append(f"  fusion vs Open3D UniformTSDFVolume ({o['volume'][0]}^3): ours "
-                     f"{o['ours_ms']:.1f} ms, Open3D {o['open3d_ms']:.1f} ms per frame: "
-                     f"x{o['speedup']:.2f}")  # fmt: skip
+        lines.append(
+            f"  fusion vs Open3D UniformTSDFVolume ({o['volume'][0]}^3): ours "
+            f"{o['ours_ms']:.1f} ms, Open3D {o['open3d_ms']:.1f} ms per frame: "
+            f"x{o['speedup']:.2f}"
+        )
     s = result["sweep"]
-    lines.append(f"  plane sweep vs per-pixel reference: x{s['speedup_small']:.0f} on "
-                 f"{s['small_grid']} (measured), x{s['speedup_full_extrapolated']:.0f} at "
-                 f"{s['full_grid']} (reference extrapolated: "
-                 f"{s['reference_full_ms_extrapolated'] / 1e3:.0f} s vs {s['fast_full_ms']:.1f} ms)")  # fmt: skip
+    lines.append(
+        f"  plane sweep vs per-pixel reference: x{s['speedup_small']:.0f} on "
+        f"{s['small_grid']} (measured), x{s['speedup_full_extrapolated']:.0f} at "
+        f"{s['full_grid']} (reference extrapolated: "
+        f"{s['reference_full_ms_extrapolated'] / 1e3:.0f} s vs {s['fast_full_ms']:.1f} ms)"
+    )
     for count, m in result.get("memory", {}).items():
-        lines.append(f"  after {count:>5s} keyframes: RSS {m['rss_mib']:.0f} MiB (peak "
-                     f"{m['peak_rss_mib']:.0f} MiB), map {m['map_chunks']} chunks, "
-                     f"{m['seconds']:.0f} s")  # fmt: skip
+        lines.append(
+            f"  after {count:>5s} keyframes: RSS {m['rss_mib']:.0f} MiB (peak "
+            f"{m['peak_rss_mib']:.0f} MiB), map {m['map_chunks']} chunks, "
+            f"{m['seconds']:.0f} s"
+        )
     return "\n".join(lines)
 
 
@@ -325,8 +368,10 @@ def run(args: argparse.Namespace) -> int:
         torch.manual_seed(args.seed)
         depth_model = MVSDepthNet().eval()
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads of "
-          f"{os.cpu_count()} cores, load average {load}")  # fmt: skip
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads of "
+        f"{os.cpu_count()} cores, load average {load}"
+    )
     results = []
     for device in devices:
         result = {
@@ -361,9 +406,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--device", default="all", help="cpu, cuda, auto or all (default)")
     parser.add_argument("--frames", type=int, default=24, help="keyframes of the timed walk")
     parser.add_argument(
-        "--memory-keyframes", type=int, nargs="+", default=[100, 1000],
+        "--memory-keyframes",
+        type=int,
+        nargs="+",
+        default=[100, 1000],
         help="RSS checkpoints of the long walk (default 100 1000)",
-    )  # fmt: skip
+    )
     parser.add_argument("--no-memory", action="store_true", help="skip the long walk")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     parser.add_argument("--seed", type=int, default=0)

@@ -154,7 +154,7 @@ def fuse_depth_into(
     if box is None:
         return 0
     lo, hi = box
-    sub = tuple(int(h - l) for l, h in zip(lo, hi, strict=True))
+    sub = tuple(int(stop - start) for start, stop in zip(lo, hi, strict=True))
     T_cam_world = invert_rigid_tensor(T64)
     rotation = T_cam_world[:3, :3]
     # Camera coordinates of the sub-box's voxel centres: separable in (i, j, k), so no N x 3 grid

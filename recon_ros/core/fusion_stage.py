@@ -36,10 +36,15 @@ class StereoSettings:
     partners: int = 3
     min_baseline: float = 0.05
     max_baseline: float = 0.6
+    ideal_baseline: float = 0.2
     max_angle_deg: float = 40.0
     min_overlap: float = 0.4
     min_confidence: float = 0.5
     history: int = 12
+    #: Stereo depth is fused where at least this many earlier keyframes' depths agree with it
+    #: (within ``consistency_tolerance``, relative), when any of the partners has a depth.
+    min_consistent_views: int = 0
+    consistency_tolerance: float = 0.05
 
 
 @dataclass
@@ -47,6 +52,8 @@ class _Keyframe:
     image: torch.Tensor  # (3, H, W) at the network size
     K: np.ndarray  # at the network size
     T_world_cam: np.ndarray
+    depth: torch.Tensor | None = None  # (h, w) its depth for fusion, once it has one
+    K_depth: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -181,6 +188,7 @@ class DepthFusionStage:
             count=s.partners,
             min_baseline=s.min_baseline,
             max_baseline=s.max_baseline,
+            ideal_baseline=s.ideal_baseline,
             max_angle_deg=s.max_angle_deg,
             min_overlap=s.min_overlap,
         )
@@ -247,9 +255,11 @@ class DepthFusionStage:
             confidence = output.confidence[0]
             predicted = output.depth[0].clone()
             predicted[confidence < self.stereo.min_confidence] = 0.0
+            predicted = self._consistent(predicted, half.K, T_world_ref, partners)
             probabilities = torch.softmax(output.semantic_logits[0], dim=0)
             labels_half = probabilities.argmax(dim=0)
             rgb_half = resize_image_tensor(network_image, half.width, half.height)
+            keyframe.depth, keyframe.K_depth = predicted, half.K
             result = DepthResult(
                 "mvs",
                 depth=predicted,
@@ -263,6 +273,47 @@ class DepthFusionStage:
         if self.net is not None:
             self.history.append(keyframe)
         return result
+
+    def _consistent(
+        self, depth: torch.Tensor, K: np.ndarray, T_world_cam: np.ndarray, partners: list
+    ) -> torch.Tensor:
+        """``depth`` with pixels that no partner's depth confirms set to 0 (geometric
+        consistency, as classical MVS fusion filters): each pixel's point is projected into the
+        partners that have a depth; it is confirmed by one whose depth there is within the
+        tolerance of the point's depth in that view. Kept as is when no partner has a depth."""
+        s = self.stereo
+        judges = [p for p in partners if p.depth is not None]
+        if s.min_consistent_views <= 0 or not judges:
+            return depth
+        height, width = depth.shape
+        device = depth.device
+        v, u = torch.meshgrid(
+            torch.arange(height, device=device, dtype=torch.float32),
+            torch.arange(width, device=device, dtype=torch.float32),
+            indexing="ij",
+        )
+        K_t = torch.as_tensor(K, dtype=torch.float32, device=device)
+        points = torch.stack(
+            [(u - K_t[0, 2]) / K_t[0, 0] * depth, (v - K_t[1, 2]) / K_t[1, 1] * depth, depth]
+        ).reshape(3, -1)
+        votes = torch.zeros(height * width, device=device)
+        for judge in judges:
+            T = torch.as_tensor(
+                invert_pose(judge.T_world_cam) @ np.asarray(T_world_cam), dtype=torch.float32
+            ).to(device)
+            cam = T[:3, :3] @ points + T[:3, 3:]
+            Kj = torch.as_tensor(judge.K_depth, dtype=torch.float32, device=device)
+            z = cam[2]
+            safe = torch.where(z > 1e-3, z, torch.ones_like(z))
+            pu = torch.round(Kj[0, 0] * cam[0] / safe + Kj[0, 2]).long()
+            pv = torch.round(Kj[1, 1] * cam[1] / safe + Kj[1, 2]).long()
+            jh, jw = judge.depth.shape
+            inside = (z > 1e-3) & (pu >= 0) & (pu < jw) & (pv >= 0) & (pv < jh)
+            seen = judge.depth.reshape(-1).take(pv.clamp(0, jh - 1) * jw + pu.clamp(0, jw - 1))
+            agree = inside & (seen > 0) & ((seen - z).abs() <= s.consistency_tolerance * z)
+            votes += agree.float()
+        keep = votes.view(height, width) >= min(s.min_consistent_views, len(judges))
+        return torch.where(keep, depth, torch.zeros_like(depth))
 
     def _sensor_depth(
         self, image, camera, T_world_cam, depth, depth_camera, T_cam_depth, network_image

@@ -141,6 +141,8 @@ class ReconstructorConfig:
         stereo_partners, stereo_min_baseline, stereo_max_baseline: stereo partner choice
             (``core.partners.select_stereo_partners``).
         min_depth_confidence: stereo depth below this confidence is not fused.
+        stereo_min_consistent_views: stereo depth is fused where this many earlier keyframes'
+            depths agree with it (0: no check; see ``core.fusion_stage``).
         mesh_min_weight: voxels observed with less weight (fusion: confidence sum, rounded up;
             atlas: frames) are left out of the mesh.
 
@@ -173,6 +175,7 @@ class ReconstructorConfig:
     stereo_min_baseline: float = 0.05
     stereo_max_baseline: float = 0.6
     min_depth_confidence: float = 0.5
+    stereo_min_consistent_views: int = 0
     mesh_min_weight: int = 1
 
     def __post_init__(self) -> None:
@@ -255,7 +258,13 @@ class ReconstructorConfig:
                 f"{self.stereo_max_baseline}"
             )
         if int(self.mesh_min_weight) != self.mesh_min_weight or self.mesh_min_weight < 1:
-            raise ValueError(f"mesh_min_weight: must be an integer >= 1, got {self.mesh_min_weight}")
+            raise ValueError(
+                f"mesh_min_weight: must be an integer >= 1, got {self.mesh_min_weight}"
+            )
+        if not 0 <= int(self.stereo_min_consistent_views) <= 4:
+            raise ValueError(
+                f"stereo_min_consistent_views: must be 0-4, got {self.stereo_min_consistent_views}"
+            )
         if not 0 <= self.min_depth_confidence < 1:
             raise ValueError(
                 f"min_depth_confidence: must be in [0, 1), got {self.min_depth_confidence}"
@@ -267,6 +276,7 @@ class ReconstructorConfig:
             min_baseline=self.stereo_min_baseline,
             max_baseline=self.stereo_max_baseline,
             min_confidence=self.min_depth_confidence,
+            min_consistent_views=int(self.stereo_min_consistent_views),
         )
 
     def window_policy_config(self) -> WindowPolicyConfig:

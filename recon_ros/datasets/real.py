@@ -171,14 +171,22 @@ class SevenScenesSequence(FrameSequence):
         self.root = Path(root)
         if not self.root.is_dir():
             raise ValueError(f"root: {self.root} is not a folder")
-        colors = sorted(self.root.glob("frame-*.color.png"), key=_numeric_stem_7)
+        colors = sorted(
+            [*self.root.glob("frame-*.color.png"), *self.root.glob("frame-*.color.jpg")],
+            key=_numeric_stem_7,
+        )
         if not colors:
-            raise ValueError(f"root: no frame-*.color.png in {self.root} (not a 7-Scenes sequence)")
+            raise ValueError(
+                f"root: no frame-*.color.png or .color.jpg in {self.root} (not a 7-Scenes sequence)"
+            )
         self.name = f"{self.root.parent.name}/{self.root.name}"
         self.frame_rate = frame_rate
-        self._stems = [p.name[: -len(".color.png")] for p in colors]
+        self._stems = [p.name.split(".color.")[0] for p in colors]
+        self._colors = colors
         self._poses = np.stack([read_matrix(self.root / f"{s}.pose.txt") for s in self._stems])
-        K = _pinhole(*SEVEN_SCENES_INTRINSICS) if K is None else np.asarray(K, dtype=np.float64)
+        if K is None:
+            K = _seven_scenes_intrinsics(self.root)
+        K = np.asarray(K, dtype=np.float64)
         if K.shape != (3, 3):
             raise ValueError(f"K: expected shape (3, 3), got {K.shape}")
         self._K = np.repeat(K[None], len(colors), axis=0)
@@ -189,7 +197,7 @@ class SevenScenesSequence(FrameSequence):
         stem = self._stems[index]
         depth_raw = read_image(self.root / f"{stem}.depth.png")
         depth = np.where(depth_raw == 65535, 0, depth_raw).astype(np.float32) / 1000.0
-        rgb = read_image(self.root / f"{stem}.color.png")
+        rgb = read_image(self._colors[index])
         return Frame(
             index,
             int(self._stamps_ns[index]),
@@ -199,6 +207,23 @@ class SevenScenesSequence(FrameSequence):
             self._K_depth[index].copy(),
             self._poses[index].copy(),
         )
+
+
+def _seven_scenes_intrinsics(root: Path) -> np.ndarray:
+    """``camera-intrinsics.txt`` beside the frames or in the scene folder above (a 3x3 matrix,
+    or ``fx fy cx cy``), else the dataset's published 585 / 585 / 320 / 240."""
+    for folder in (root, root.parent):
+        path = folder / "camera-intrinsics.txt"
+        if path.is_file():
+            values = np.array(path.read_text().split(), dtype=np.float64)
+            if values.size == 9:
+                return values.reshape(3, 3)
+            if values.size == 4:
+                return _pinhole(*values)
+            raise ValueError(
+                f"{path}: expected a 3x3 matrix or fx fy cx cy, got {values.size} values"
+            )
+    return _pinhole(*SEVEN_SCENES_INTRINSICS)
 
 
 def _numeric_stem_7(path: Path) -> int:

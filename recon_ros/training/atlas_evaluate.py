@@ -203,7 +203,7 @@ def frames_study(
     counts = sorted(set(args.frames_study))
     per_count: dict = {}
     for folder in folders:
-        sequence, layout = open_sequence(folder, args.layout)
+        sequence, layout = open_sequence(folder, args.layout, args.frame_rate)
         indices = frame_subset(len(sequence), args.max_frames)
         frames = load_frames(sequence, indices)
         gt = load_ground_truth_for(sequence, layout, frames, voxel_size, truncation)
@@ -342,6 +342,7 @@ def run(args: argparse.Namespace) -> int:
             max_frames=args.max_frames,
             upper_bound=not args.no_upper_bound,
             mesh_dir=mesh_dir,
+            frame_rate=args.frame_rate,
         )
         scenes.append(result.__dict__)
         m = result.model
@@ -422,6 +423,11 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--depth-weights", help="depth network checkpoint (default: the shipped one)")
     p.add_argument("--no-sensor-row", action="store_true", help="skip the sensor-depth row")
     p.add_argument("--layout", choices=LAYOUTS, default="auto")
+    p.add_argument(
+        "--frame-rate",
+        type=float,
+        help="frame rate (Hz) of recordings without time stamps (ScanNet, 7-Scenes; default 30)",
+    )
     p.add_argument("--params-file", help="atlas_node parameter file (config/atlas.yaml)")
     p.add_argument("--device", help="cpu, cuda or auto (default: the parameters')")
     p.add_argument("--window-dims", type=int, nargs=3, metavar=("X", "Y", "Z"))

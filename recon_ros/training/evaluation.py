@@ -63,7 +63,9 @@ SURFACE_SPACING = 0.01
 LAYOUTS = ("auto", "synthetic", "scannet", "7scenes", "tum")
 
 
-def open_sequence(folder: str | os.PathLike, layout: str = "auto") -> tuple[FrameSequence, str]:
+def open_sequence(
+    folder: str | os.PathLike, layout: str = "auto", frame_rate: float | None = None
+) -> tuple[FrameSequence, str]:
     """A loader for ``folder``: a generated scene (``scene.json``), a ScanNet export
     (``color/``, ``depth/``, ``pose/``, ``intrinsic/``), a 7-Scenes ``seq-XX`` folder
     (``frame-*.color.png``) or a TUM RGB-D sequence (``rgb.txt``). Returns it and the layout.
@@ -84,7 +86,7 @@ def open_sequence(folder: str | os.PathLike, layout: str = "auto") -> tuple[Fram
             layout = "scannet"
         elif (folder / "rgb.txt").is_file():
             layout = "tum"
-        elif any(folder.glob("frame-*.color.png")):
+        elif any(folder.glob("frame-*.color.png")) or any(folder.glob("frame-*.color.jpg")):
             layout = "7scenes"
         else:
             raise ValueError(f"scene: {folder} is no generated, ScanNet, 7-Scenes or TUM folder")
@@ -94,6 +96,8 @@ def open_sequence(folder: str | os.PathLike, layout: str = "auto") -> tuple[Fram
         "7scenes": SevenScenesSequence,
         "tum": TUMSequence,
     }
+    if frame_rate is not None and layout in ("scannet", "7scenes"):
+        return loaders[layout](folder, frame_rate=frame_rate), layout
     return loaders[layout](folder), layout
 
 
@@ -583,12 +587,13 @@ def evaluate_scene(
     max_frames: int | None = None,
     upper_bound: bool = True,
     mesh_dir: Path | None = None,
+    frame_rate: float | None = None,
 ) -> SceneResult:
     """Evaluate each of ``pipelines`` (the first is the default, reported as ``model``) on one
     scene folder."""
     if not pipelines:
         raise ValueError("pipelines: need at least one")
-    sequence, layout = open_sequence(folder, layout)
+    sequence, layout = open_sequence(folder, layout, frame_rate)
     indices = frame_subset(len(sequence), max_frames)
     frames = load_frames(sequence, indices)
     gt = load_ground_truth_for(sequence, layout, frames, voxel_size, truncation)

@@ -20,7 +20,7 @@ from recon_ros.demo import default_demo_bag
 from recon_ros.training.evaluation import mesh_depth_agreement
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bag_views import depth_views  # noqa: E402
+from bag_views import depth_views
 
 LATCHED = QoSProfile(
     depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL

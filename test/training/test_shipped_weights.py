@@ -1,6 +1,7 @@
-"""The shipped weights still reconstruct the held-out check scene (generated here, exported as a
-rosbag2, replayed offline with the weights atlas_node loads by default) with the F-score that
-recon_ros/weights/atlas_default.md records, within ``shipped_check.TOLERANCE``."""
+"""The shipped depth network still reconstructs the held-out check scene (generated here, exported
+as a rosbag2, replayed offline from its colour images with the default pipeline and the weights
+atlas_node loads by default) with the F-score that recon_ros/weights/depth_default.md records,
+within ``shipped_check.TOLERANCE``."""
 
 import re
 
@@ -8,9 +9,9 @@ import pytest
 
 from recon_ros.scenes.scene import scene_seed
 from recon_ros.training.shipped_check import CHECK_SEED, TOLERANCE, check_scene
-from recon_ros.weights import WEIGHTS_DIR, default_atlas_weights
+from recon_ros.weights import WEIGHTS_DIR, default_depth_weights
 
-RECORD = WEIGHTS_DIR / "atlas_default.md"
+RECORD = WEIGHTS_DIR / "depth_default.md"
 
 
 def recorded_fscore() -> float:
@@ -20,15 +21,13 @@ def recorded_fscore() -> float:
 
 
 def test_check_scene_is_held_out():
-    assert CHECK_SEED not in {scene_seed(1000, i) for i in range(10_000)}  # training seeds
-    assert CHECK_SEED not in {scene_seed(2000, i) for i in range(10_000)}  # validation seeds
+    for base in (1000, 2000, 11000, 12000):  # training and validation seeds of every model
+        assert CHECK_SEED not in {scene_seed(base, i) for i in range(10_000)}, base
 
 
-@pytest.mark.skipif(
-    not (WEIGHTS_DIR / "atlas_default.pt").is_file(), reason="no trained weights shipped"
-)
 def test_shipped_weights_reproduce_the_recorded_fscore(tmp_path):
-    assert default_atlas_weights().name == "atlas_default.pt"
+    weights = default_depth_weights()
+    assert weights is not None and weights.name == "depth_default.pt", "no depth weights ship"
     result = check_scene(tmp_path)
     assert result["integrated"] > 5
     assert result["fscore"] == pytest.approx(recorded_fscore(), abs=TOLERANCE)

@@ -1,0 +1,67 @@
+"""The fusion stage: stereo waits for a partner with baseline, the geometric consistency check
+keeps depths an earlier keyframe confirms and drops the others, and colour of an unregistered
+depth camera is sampled where its pixels land in the colour image."""
+
+import numpy as np
+import torch
+
+from recon_ros.core.camera import PinholeCamera
+from recon_ros.core.depth_net import DepthNetConfig, MVSDepthNet
+from recon_ros.core.fusion_stage import (
+    DepthFusionStage,
+    StereoSettings,
+    _Keyframe,
+    sample_at_depth_pixels,
+)
+from recon_ros.core.geometry import look_at_pose
+
+SMALL = DepthNetConfig(image_size=(64, 48), planes=16, widths=(8, 8, 8, 8))
+K = np.array([[50.0, 0, 31.5], [0, 50.0, 23.5], [0, 0, 1]])
+
+
+def test_stereo_waits_for_a_partner_with_baseline():
+    torch.manual_seed(0)
+    stage = DepthFusionStage(MVSDepthNet(SMALL).eval(), "mvs")
+    camera = PinholeCamera.from_matrix(K, 64, 48)
+    image = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    first = stage.depth_for_keyframe(image, camera, look_at_pose([0, 0, 1], [0, 3, 1]))
+    assert first.source == "waiting"
+    # 1 cm away: still no stereo baseline
+    close = stage.depth_for_keyframe(image, camera, look_at_pose([0.01, 0, 1], [0, 3, 1]))
+    assert close.source == "waiting"
+    moved = stage.depth_for_keyframe(image, camera, look_at_pose([0.2, 0, 1], [0.2, 3, 1]))
+    assert moved.source == "mvs" and moved.partners >= 1
+    assert moved.depth.shape == (24, 32) and moved.labels.shape == (24, 32)
+    assert stage.last_result is moved
+
+
+def test_consistency_keeps_confirmed_depth_only():
+    stage = DepthFusionStage(None, "sensor", StereoSettings(min_consistent_views=1))
+    K_half = np.array([[25.0, 0, 15.5], [0, 25.0, 11.5], [0, 0, 1]])
+    T_ref = np.eye(4)
+    T_judge = np.eye(4)
+    T_judge[0, 3] = 0.1
+    wall = torch.full((24, 32), 2.0)
+    judge = _Keyframe(torch.zeros(3, 48, 64), K, T_judge, depth=wall.clone(), K_depth=K_half)
+    depth = wall.clone()
+    depth[10, 10] = 1.0  # an outlier: the judge sees the wall there
+    kept = stage._consistent(depth, K_half, T_ref, [judge])
+    assert kept[10, 10] == 0.0
+    inner = kept[:, 4:-4]  # away from the border the judge cannot see
+    assert (inner > 0).float().mean() > 0.95
+    assert torch.equal(stage._consistent(depth, K_half, T_ref, []), depth)  # no judge: as is
+
+
+def test_unregistered_depth_samples_colour_where_it_lands():
+    colour = torch.zeros(3, 48, 64)
+    colour[0, :, 32:] = 1.0  # right half red
+    depth = torch.full((24, 32), 2.0)
+    K_depth = np.array([[25.0, 0, 15.5], [0, 25.0, 11.5], [0, 0, 1]])
+    T = np.eye(4)
+    T[0, 3] = 0.4  # depth camera 0.4 m right of the colour camera: the scene shifts left in it
+    sampled = sample_at_depth_pixels(colour, K, depth, K_depth, T)
+    # colour-image column of depth column c: 50 * ((c - 15.5) / 25 * 2 + 0.4) / 2 + 31.5
+    columns = 50 * ((np.arange(32) - 15.5) / 25 * 2 + 0.4) / 2 + 31.5
+    expected = (columns >= 32) & (columns < 63.5)
+    red = sampled[0, 12].numpy() > 0.5
+    assert np.array_equal(red[1:-1], expected[1:-1])
