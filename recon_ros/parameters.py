@@ -103,7 +103,19 @@ CORE_PARAMS = (
         "(stereo only) or 'sensor' (only frames with depth are mapped).",
         choices=("auto", "mvs", "sensor"),
     ),
-    Param("truncation_voxels", 3.0, "TSDF truncation of the fusion, in voxels.", (0.5, 20.0)),
+    Param(
+        "truncation_voxels",
+        3.0,
+        "TSDF truncation of sensor depth's fusion, in voxels.",
+        (0.5, 20.0),
+    ),
+    Param(
+        "stereo_truncation_voxels",
+        8.0,
+        "TSDF truncation of stereo depth's fusion, in voxels: wider, so noisier depth from many "
+        "views averages into one surface.",
+        (0.5, 20.0),
+    ),
     Param(
         "stereo_partners",
         3,
@@ -135,6 +147,13 @@ CORE_PARAMS = (
         "(geometric consistency; 0: no check, the default: on our validation scenes the check "
         "cost more recall than it gained precision).",
         (0, 4),
+    ),
+    Param(
+        "stereo_near_weighting_m",
+        1.5,
+        "> 0: stereo depth's fusion weight falls as (this / depth)^2 beyond this depth (stereo "
+        "error grows with the square of depth); 0: off.",
+        (0.0, 20.0),
     ),
     Param(
         "mesh_min_weight",
@@ -214,11 +233,13 @@ CONFIG_KEYS = {
     "pipeline": "pipeline",
     "depth_source": "depth_source",
     "truncation_voxels": "truncation_voxels",
+    "stereo_truncation_voxels": "stereo_truncation_voxels",
     "stereo_partners": "stereo_partners",
     "stereo_min_baseline_m": "stereo_min_baseline",
     "stereo_max_baseline_m": "stereo_max_baseline",
     "min_depth_confidence": "min_depth_confidence",
     "stereo_min_consistent_views": "stereo_min_consistent_views",
+    "stereo_near_weighting_m": "stereo_near_weighting_m",
     "mesh_min_weight": "mesh_min_weight",
     "voxel_size_m": "voxel_size",
     "window_dims": "window_dims",

@@ -45,6 +45,8 @@ class StereoSettings:
     #: (within ``consistency_tolerance``, relative), when any of the partners has a depth.
     min_consistent_views: int = 0
     consistency_tolerance: float = 0.05
+    #: > 0: fusion weights fall as (near_weighting_depth / depth)^2 beyond that depth (metres).
+    near_weighting_depth: float = 0.0
 
 
 @dataclass
@@ -256,6 +258,10 @@ class DepthFusionStage:
             predicted = output.depth[0].clone()
             predicted[confidence < self.stereo.min_confidence] = 0.0
             predicted = self._consistent(predicted, half.K, T_world_ref, partners)
+            if self.stereo.near_weighting_depth > 0:
+                # Stereo depth error grows with the square of depth: far views count less.
+                scale = (self.stereo.near_weighting_depth / predicted.clamp(min=1e-3)) ** 2
+                confidence = confidence * scale.clamp(max=1.0)
             probabilities = torch.softmax(output.semantic_logits[0], dim=0)
             labels_half = probabilities.argmax(dim=0)
             rgb_half = resize_image_tensor(network_image, half.width, half.height)

@@ -137,12 +137,18 @@ class ReconstructorConfig:
             features-only Atlas: back-projected features, the 3D network predicts the TSDF).
         depth_source: fusion pipeline: ``"auto"`` (sensor depth while it arrives, else
             multi-view stereo), ``"mvs"`` or ``"sensor"``.
-        truncation_voxels: TSDF truncation of the fusion, in voxels.
+        truncation_voxels: TSDF truncation of the fusion of sensor depth, in voxels.
+        stereo_truncation_voxels: the same for stereo depth: its errors (about 10 % of depth)
+            exceed a 3-voxel band, and a wider band lets the views average into one surface
+            (on our validation scenes 8 voxels raised the F-score from 0.20 to 0.23, and
+            ``stereo_near_weighting_m`` 1.5 on top to 0.25).
         stereo_partners, stereo_min_baseline, stereo_max_baseline: stereo partner choice
             (``core.partners.select_stereo_partners``).
         min_depth_confidence: stereo depth below this confidence is not fused.
         stereo_min_consistent_views: stereo depth is fused where this many earlier keyframes'
             depths agree with it (0: no check; see ``core.fusion_stage``).
+        stereo_near_weighting_m: > 0: stereo depth's fusion weight falls as (this / depth)^2
+            beyond this depth (stereo error grows with the square of depth); 0: off.
         mesh_min_weight: voxels observed with less weight (fusion: confidence sum, rounded up;
             atlas: frames) are left out of the mesh.
 
@@ -176,6 +182,8 @@ class ReconstructorConfig:
     stereo_max_baseline: float = 0.6
     min_depth_confidence: float = 0.5
     stereo_min_consistent_views: int = 0
+    stereo_near_weighting_m: float = 1.5
+    stereo_truncation_voxels: float = 8.0
     mesh_min_weight: int = 1
 
     def __post_init__(self) -> None:
@@ -246,10 +254,9 @@ class ReconstructorConfig:
             raise ValueError(
                 f"depth_source: expected one of {DEPTH_SOURCES}, got {self.depth_source!r}"
             )
-        if not 0.5 <= self.truncation_voxels <= 20:
-            raise ValueError(
-                f"truncation_voxels: must be in [0.5, 20], got {self.truncation_voxels}"
-            )
+        for name in ("truncation_voxels", "stereo_truncation_voxels"):
+            if not 0.5 <= getattr(self, name) <= 20:
+                raise ValueError(f"{name}: must be in [0.5, 20], got {getattr(self, name)}")
         if not 1 <= int(self.stereo_partners) <= 4:
             raise ValueError(f"stereo_partners: must be 1-4, got {self.stereo_partners}")
         if not 0 <= self.stereo_min_baseline < self.stereo_max_baseline:
@@ -277,6 +284,7 @@ class ReconstructorConfig:
             max_baseline=self.stereo_max_baseline,
             min_confidence=self.min_depth_confidence,
             min_consistent_views=int(self.stereo_min_consistent_views),
+            near_weighting_depth=float(self.stereo_near_weighting_m),
         )
 
     def window_policy_config(self) -> WindowPolicyConfig:
@@ -702,6 +710,11 @@ class AtlasReconstructor:
                     result.confidence,
                     result.rgb,
                     result.labels,
+                    truncation=(
+                        None
+                        if result.source == "sensor"
+                        else self.config.stereo_truncation_voxels * self.voxel_size
+                    ),
                 )
             self._state.last_camera_position = T_world_cam[:3, 3].copy()
             self._count("keyframes_integrated")

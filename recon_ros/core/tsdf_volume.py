@@ -114,14 +114,16 @@ class RollingTSDFVolume:
         confidence: torch.Tensor | None = None,
         rgb: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
+        truncation: float | None = None,
     ) -> int:
-        """Fuse one depth map (see ``core.depth_fusion.fuse_depth_into``); returns the number of
-        voxels updated."""
+        """Fuse one depth map (see ``core.depth_fusion.fuse_depth_into``) with the volume's
+        truncation or ``truncation`` (metres: noisier depth averages over a wider band); returns
+        the number of voxels updated."""
         updated = fuse_depth_into(
             self.grid,
             torch.as_tensor(self.origin, dtype=torch.float64),
             self.voxel_size,
-            self.truncation,
+            self.truncation if truncation is None else float(truncation),
             depth,
             K,
             T_world_cam,
