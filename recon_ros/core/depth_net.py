@@ -127,6 +127,15 @@ class DepthOutput(NamedTuple):
     ncc: torch.Tensor | None
 
 
+class EncodedView(NamedTuple):
+    """A view encoded once (``MVSDepthNet.encode_view``): ``match`` (B, M, h, w) matching
+    features, ``grey`` (B, 1, h, w) grey image, ``features`` (B, C, h, w) stride-2 features."""
+
+    match: torch.Tensor
+    grey: torch.Tensor
+    features: torch.Tensor
+
+
 def _grey(images: torch.Tensor) -> torch.Tensor:
     """(B, 3, H, W) -> (B, 1, H, W) luma."""
     weights = images.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
@@ -357,12 +366,16 @@ class MVSDepthNet(nn.Module):
         stereo part (RGB-D cameras need labels but not stereo)."""
         if reference.ndim != 4 or reference.shape[1] != 3:
             raise ValueError(f"reference: expected (B, 3, H, W), got {tuple(reference.shape)}")
-        f2 = self.encoder_half(self._normalise(reference))
-        f4 = self.encoder_quarter(f2)
-        f8 = self.encoder_eighth(f4)
-        return self.semantic_logits([f2, f4, f8, self.encoder_sixteenth(f8)])
+        encoded = self.encode_view(reference)
+        return self.forward_encoded(encoded, None, None, None, None, None).semantic_logits
 
     # --- forward -------------------------------------------------------------------------------
+
+    def encode_view(self, images: torch.Tensor) -> EncodedView:
+        """What a view contributes as a stereo partner, computed once per keyframe: matching
+        features ``(B, M, H / 2, W / 2)`` and the grey image at that size ``(B, 1, ...)``."""
+        half = self.encoder_half(self._normalise(images))
+        return EncodedView(self.match_projection(half), F.avg_pool2d(_grey(images), 2), half)
 
     def forward(
         self,
@@ -373,25 +386,45 @@ class MVSDepthNet(nn.Module):
         T_src_ref: torch.Tensor,
     ) -> DepthOutput:
         self._check(reference, sources, K_ref, K_src, T_src_ref)
-        cfg = self.config
         batch, count = sources.shape[:2]
-        f2 = self.encoder_half(self._normalise(reference))  # (B, w2, h, w)
+        encoded = self.encode_view(reference)
+        if count == 0:
+            return self.forward_encoded(encoded, None, None, K_ref, K_src, T_src_ref)
+        partners = self.encode_view(sources.flatten(0, 1))
+        return self.forward_encoded(
+            encoded,
+            partners.match.view(batch, count, *partners.match.shape[1:]),
+            partners.grey.view(batch, count, *partners.grey.shape[1:]),
+            K_ref,
+            K_src,
+            T_src_ref,
+        )
+
+    def forward_encoded(
+        self,
+        reference: EncodedView,
+        source_match: torch.Tensor | None,
+        source_grey: torch.Tensor | None,
+        K_ref: torch.Tensor,
+        K_src: torch.Tensor,
+        T_src_ref: torch.Tensor,
+    ) -> DepthOutput:
+        """``forward`` from encoded views (``encode_view``): the reference's, and the partners'
+        matching features ``(B, S, M, hs, ws)`` and grey images ``(B, S, 1, hs, ws)`` (None: no
+        partners, semantics only). A live reconstructor encodes each keyframe once and reuses it
+        as a partner."""
+        cfg = self.config
+        f2 = reference.features
         f4 = self.encoder_quarter(f2)
         f8 = self.encoder_eighth(f4)
         f16 = self.encoder_sixteenth(f8)
         semantic = self.semantic_logits([f2, f4, f8, f16])
-        if count == 0:
+        if source_match is None or source_match.shape[1] == 0:
             return DepthOutput(None, None, None, semantic, None)
-        source_images = sources.flatten(0, 1)
-        source_half = self.encoder_half(self._normalise(source_images))
-        source_match = self.match_projection(source_half)
-        source_match = source_match.view(batch, count, *source_match.shape[1:])
-        source_grey = F.avg_pool2d(_grey(source_images), 2)
-        source_grey = source_grey.view(batch, count, *source_grey.shape[1:])
         score, ncc = self.matching_evidence(
-            self.match_projection(f2),
+            reference.match,
             source_match,
-            F.avg_pool2d(_grey(reference), 2),
+            reference.grey,
             source_grey,
             self._half_intrinsics(K_ref),
             self._half_intrinsics(K_src),

@@ -51,7 +51,8 @@ class StereoSettings:
 
 @dataclass
 class _Keyframe:
-    image: torch.Tensor  # (3, H, W) at the network size
+    match: torch.Tensor  # (M, h, w) matching features (``MVSDepthNet.encode_view``)
+    grey: torch.Tensor  # (1, h, w)
     K: np.ndarray  # at the network size
     T_world_cam: np.ndarray
     depth: torch.Tensor | None = None  # (h, w) its depth for fusion, once it has one
@@ -225,10 +226,19 @@ class DepthFusionStage:
         labels_half = None
         if self.net is not None:
             network_image, network_camera = self._network_view(image, camera)
-            keyframe = _Keyframe(network_image, network_camera.K, np.array(T_world_cam))
+            encoded = self.net.encode_view(network_image[None])
+            keyframe = _Keyframe(
+                encoded.match[0], encoded.grey[0], network_camera.K, np.array(T_world_cam)
+            )
         if use_sensor:
             result = self._sensor_depth(
-                image, camera, T_world_cam, depth, depth_camera, T_cam_depth, network_image
+                image,
+                camera,
+                T_world_cam,
+                depth,
+                depth_camera,
+                T_cam_depth,
+                encoded if self.net is not None else None,
             )
         elif self.net is None:
             return DepthResult("waiting")
@@ -240,15 +250,17 @@ class DepthFusionStage:
                 self.history.append(keyframe)
                 return DepthResult("waiting")
             T_world_ref = np.asarray(T_world_cam, dtype=np.float64)
-            sources = torch.stack([p.image for p in partners])[None]
+            source_match = torch.stack([p.match for p in partners])[None]
+            source_grey = torch.stack([p.grey for p in partners])[None]
             K_src = torch.as_tensor(np.stack([p.K for p in partners]), dtype=torch.float32)
             T_src_ref = torch.as_tensor(
                 np.stack([invert_pose(p.T_world_cam) @ T_world_ref for p in partners]),
                 dtype=torch.float32,
             )
-            output = self.net(
-                network_image[None],
-                sources,
+            output = self.net.forward_encoded(
+                encoded,
+                source_match,
+                source_grey,
                 torch.as_tensor(network_camera.K, dtype=torch.float32, device=self.device)[None],
                 K_src[None].to(self.device),
                 T_src_ref[None].to(self.device),
@@ -322,7 +334,7 @@ class DepthFusionStage:
         return torch.where(keep, depth, torch.zeros_like(depth))
 
     def _sensor_depth(
-        self, image, camera, T_world_cam, depth, depth_camera, T_cam_depth, network_image
+        self, image, camera, T_world_cam, depth, depth_camera, T_cam_depth, encoded
     ) -> DepthResult:
         depth_t = torch.as_tensor(
             np.nan_to_num(np.asarray(depth, dtype=np.float32)), device=self.device
@@ -339,7 +351,9 @@ class DepthFusionStage:
         colour = image_to_tensor(image, self.device)
         labels = None
         if self.net is not None:
-            logits = self.net.semantic_only(network_image[None])[0]
+            logits = self.net.forward_encoded(
+                encoded, None, None, None, None, None
+            ).semantic_logits[0]
             label_image = logits.argmax(dim=0)  # at half the network size
         if registered:
             rgb = resize_image_tensor(colour, width, height)

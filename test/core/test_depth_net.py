@@ -109,3 +109,19 @@ def test_bad_inputs_raise():
         net(reference[..., :40], sources, K_ref, K_src, T)
     with pytest.raises(ValueError, match="T_src_ref"):
         net(reference, sources, K_ref, K_src, T[:, :, :3])
+
+
+def test_encoded_views_give_the_same_result():
+    """A live reconstructor encodes each keyframe once and reuses it as a partner."""
+    torch.manual_seed(1)
+    net = MVSDepthNet(SMALL).eval()
+    reference, sources, K_ref, K_src, T = textured_pair(batch=1)
+    with torch.inference_mode():
+        direct = net(reference, sources, K_ref, K_src, T)
+        partner = net.encode_view(sources[:, 0])
+        cached = net.forward_encoded(
+            net.encode_view(reference), partner.match[:, None], partner.grey[:, None], K_ref,
+            K_src, T,
+        )  # fmt: skip
+    torch.testing.assert_close(direct.depth, cached.depth)
+    torch.testing.assert_close(direct.semantic_logits, cached.semantic_logits)

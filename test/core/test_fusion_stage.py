@@ -42,7 +42,9 @@ def test_consistency_keeps_confirmed_depth_only():
     T_judge = np.eye(4)
     T_judge[0, 3] = 0.1
     wall = torch.full((24, 32), 2.0)
-    judge = _Keyframe(torch.zeros(3, 48, 64), K, T_judge, depth=wall.clone(), K_depth=K_half)
+    judge = _Keyframe(
+        torch.zeros(8, 24, 32), torch.zeros(1, 24, 32), K, T_judge, wall.clone(), K_half
+    )
     depth = wall.clone()
     depth[10, 10] = 1.0  # an outlier: the judge sees the wall there
     kept = stage._consistent(depth, K_half, T_ref, [judge])
