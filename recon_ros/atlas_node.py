@@ -30,7 +30,7 @@ from recon_ros import conversions
 from recon_ros.parameters import CORE_PARAMS, NODE_PARAMS, resolve
 from recon_ros.ply import write_ply
 from recon_ros.posed_input import InputSettings, PosedImageInput
-from recon_ros.reconstruction import build_reconstructor
+from recon_ros.reconstruction import build_reconstructor, integrate_frame
 from recon_ros.ros_common import LATCHED_QOS, run_node
 from recon_ros.ros_params import declare_table
 
@@ -136,15 +136,7 @@ class AtlasNode(Node):
             if frame is None:
                 continue
             try:
-                result = self._reconstructor.integrate(
-                    frame.rgb,
-                    frame.camera.K,
-                    frame.T_world_cam,
-                    frame.stamp_ns * 1e-9,
-                    depth=frame.depth,
-                    K_depth=frame.depth_camera.K if frame.depth_camera else None,
-                    T_cam_depth=frame.T_cam_depth,
-                )
+                result = integrate_frame(self._reconstructor, frame)
             except ValueError as error:
                 self._input.drop("rejected", f"stamp {frame.stamp_ns / 1e9:.3f}: {error}")
                 continue

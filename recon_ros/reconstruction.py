@@ -53,3 +53,17 @@ def build_reconstructor(values: dict) -> tuple[AtlasReconstructor, str, list[str
             f"UNTRAINED weights ({weights}): the map is plumbing output, not a reconstruction"
         )
     return reconstructor, description, warnings
+
+
+def integrate_frame(reconstructor: AtlasReconstructor, frame):
+    """Offer a decoded ``frames.PosedFrame`` (with its depth, if any) to the reconstructor: the
+    one call atlas_node and the replay make."""
+    return reconstructor.integrate(
+        frame.rgb,
+        frame.camera.K,
+        frame.T_world_cam,
+        frame.stamp_ns * 1e-9,
+        depth=frame.depth,
+        K_depth=frame.depth_camera.K if frame.depth_camera else None,
+        T_cam_depth=frame.T_cam_depth,
+    )

@@ -117,7 +117,7 @@ def replay_bag(
     from tqdm import tqdm
 
     from recon_ros.bagfile import BagReader
-    from recon_ros.reconstruction import build_reconstructor
+    from recon_ros.reconstruction import build_reconstructor, integrate_frame
 
     values = parameters.resolve(params)
     if values["pose_source"] != "tf":
@@ -178,15 +178,7 @@ def replay_bag(
                     raise FrameDropped(
                         "no_depth", f"{describe(msg)}: no depth image within 20 ms of its stamp"
                     )
-                result = reconstructor.integrate(
-                    frame.rgb,
-                    frame.camera.K,
-                    frame.T_world_cam,
-                    frame.stamp_ns * 1e-9,
-                    depth=frame.depth,
-                    K_depth=frame.depth_camera.K if frame.depth_camera else None,
-                    T_cam_depth=frame.T_cam_depth,
-                )
+                result = integrate_frame(reconstructor, frame)
             except FrameDropped as dropped:
                 report.drops[dropped.reason] += 1
                 report.drop_examples.setdefault(dropped.reason, dropped.detail)

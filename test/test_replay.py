@@ -25,9 +25,10 @@ def test_replay_demo_bag_offline(tmp_path):
     cloud = read_ply(out / "semantic_cloud.ply")
     assert len(mesh["faces"]) == report["triangles"] > 0
     assert len(cloud["vertices"]) == report["semantic_points"] > 0
-    assert cloud["label"].max() < 9 and np.all(
-        (cloud["confidence"] >= 0) & (cloud["confidence"] <= 1)
-    )
+    labels = cloud["label"]
+    # a class id, or 255 (no label vote reached that surface voxel): a small share at most
+    assert np.all((labels < 9) | (labels == 255)) and np.mean(labels == 255) < 0.05
+    assert np.all((cloud["confidence"] >= 0) & (cloud["confidence"] <= 1))
     render = (out / "render.png").read_bytes()
     assert render[:8] == b"\x89PNG\r\n\x1a\n" and len(render) > 10_000
     assert "integrated" in (out / "report.md").read_text()

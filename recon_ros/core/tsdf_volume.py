@@ -17,7 +17,12 @@ import torch
 
 from recon_ros.core.classes import IGNORE_LABEL
 from recon_ros.core.depth_fusion import TSDFGrid, fuse_depth_into
-from recon_ros.core.volume import shifted_copy, validate_window_shape, window_shift_slices
+from recon_ros.core.volume import (
+    checked_origin_index,
+    shifted_copy,
+    validate_window_shape,
+    window_shift_slices,
+)
 
 
 @dataclass(frozen=True)
@@ -87,15 +92,7 @@ class RollingTSDFVolume:
         self.frames_since_snapshot = 0
 
     def _checked_origin_index(self, origin_index: Sequence[int]) -> np.ndarray:
-        index = np.asarray(origin_index)
-        if index.shape != (3,) or not np.issubdtype(index.dtype, np.integer):
-            raise ValueError(f"origin_index: expected 3 integers, got {origin_index}")
-        if np.any(index % self.chunk_size):
-            raise ValueError(
-                f"origin_index: {index.tolist()} is not on the chunk lattice "
-                f"(multiples of {self.chunk_size})"
-            )
-        return index.astype(np.int64)
+        return checked_origin_index(origin_index, self.chunk_size)
 
     @property
     def origin_index(self) -> np.ndarray:

@@ -31,6 +31,19 @@ def validate_window_shape(dims: Sequence[int], chunk_size: int) -> tuple[int, in
     return dims  # type: ignore[return-value]
 
 
+def checked_origin_index(origin_index: Sequence[int], chunk_size: int) -> np.ndarray:
+    """A window origin as (3,) int64 voxel index on the chunk lattice, or ValueError."""
+    index = np.asarray(origin_index)
+    if index.shape != (3,) or not np.issubdtype(index.dtype, np.integer):
+        raise ValueError(f"origin_index: expected 3 integers, got {origin_index}")
+    if np.any(index % chunk_size):
+        raise ValueError(
+            f"origin_index: {index.tolist()} is not on the chunk lattice "
+            f"(multiples of {chunk_size})"
+        )
+    return index.astype(np.int64)
+
+
 def window_shift_slices(
     dims: Sequence[int], offset: Sequence[int]
 ) -> tuple[list[slice], list[slice]]:
@@ -130,15 +143,7 @@ class RollingFeatureVolume:
         self.frames_since_snapshot = 0
 
     def _checked_origin_index(self, origin_index: Sequence[int]) -> np.ndarray:
-        index = np.asarray(origin_index)
-        if index.shape != (3,) or not np.issubdtype(index.dtype, np.integer):
-            raise ValueError(f"origin_index: expected 3 integers, got {origin_index}")
-        if np.any(index % self.chunk_size):
-            raise ValueError(
-                f"origin_index: {index.tolist()} is not on the chunk lattice "
-                f"(multiples of {self.chunk_size})"
-            )
-        return index.astype(np.int64)
+        return checked_origin_index(origin_index, self.chunk_size)
 
     @property
     def origin_index(self) -> np.ndarray:

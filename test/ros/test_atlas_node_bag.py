@@ -117,9 +117,10 @@ def test_demo_bag_replayed_live(ros_node, start_node, tmp_path):
         assert np.all(points[:, :2] >= lower[:2]) and np.all(points[:, :2] <= upper[:2]), name
         assert np.all(points[:, 2] >= z_low) and np.all(points[:, 2] <= z_high), name
     assert [f.name for f in cloud_msg.fields] == ["x", "y", "z", "rgb", "confidence", "label"]
-    assert cloud["label"].max() < 9 and np.all(
-        (cloud["confidence"] >= 0) & (cloud["confidence"] <= 1)
-    )
+    labels = cloud["label"]
+    # a class id, or 255 (no label vote reached that surface voxel): a small share at most
+    assert np.all((labels < 9) | (labels == 255)) and np.mean(labels == 255) < 0.05
+    assert np.all((cloud["confidence"] >= 0) & (cloud["confidence"] <= 1))
     timings = {t.name: t for t in last.timings}
     assert timings["fusion"].count >= final.frames_integrated  # the default fusion pipeline
     assert timings["depth"].count >= final.frames_integrated
