@@ -116,15 +116,24 @@ def test_bad_input_is_dropped_with_a_logged_reason(ros_node, start_node):
     expect("bad_image", 2, "bad_image twice")
     assert atlas.alive()
 
-    # the next good frames are integrated
+    # the next good frames are integrated (from colour alone the first keyframe waits as a stereo
+    # partner, the second, 0.2 m further on, is mapped)
+    moved = T_world_cam.copy()
+    moved[1, 3] += 0.2
     for i in range(3):
         send_tf(101.0 + i, T_world_cam)
+    for i in range(2):
+        send_tf(104.0 + i, moved)
     time.sleep(0.3)
     send_image(101.5)
+    send_image(104.5)
     final = status.wait_for(
-        lambda m, _: m.frames_integrated >= 1, 30, "a good frame integrated", [atlas]
+        lambda m, _: m.frames_integrated >= 1 and m.frames_received == 9,
+        60,
+        "a good frame integrated",
+        [atlas],
     )
-    assert final.frames_received == 8
+    assert final.frames_received == 9
     assert (
         final.frames_integrated + final.frames_not_keyframes + final.frames_dropped
         == final.frames_received
