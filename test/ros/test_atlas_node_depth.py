@@ -65,7 +65,19 @@ def test_sensor_depth_mapped_live(ros_node, start_node, tmp_path):
         time.sleep(0.1)
     player = start_node(
         "bag_player",
-        {"bag": str(bag), "rate": 2.0, "clock": True, "wait_for_subscribers": [IMAGE_TOPIC]},
+        {
+            "bag": str(bag),
+            "rate": 2.0,
+            "clock": True,
+            "start_delay_s": 1.0,  # both sides of every match settled (DDS discovery)
+            # every input subscription matched first: a message sent before is lost to it
+            "wait_for_subscribers": [
+                IMAGE_TOPIC,
+                "/camera/color/camera_info",
+                DEPTH_TOPIC,
+                DEPTH_INFO_TOPIC,
+            ],
+        },
     )
 
     def settled(m, _):

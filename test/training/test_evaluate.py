@@ -91,7 +91,7 @@ def test_evaluate_fusion_pipeline_rows(tiny_eval_scene, tmp_path):
     code = main(
         [
             "evaluate", "atlas", "--depth-weights", str(weights), "--data",
-            str(tiny_eval_scene.parent), "--out", str(out), "--window-dims", "64", "64", "64",
+            str(tiny_eval_scene.parent), "--out", str(out), "--window-dims", "96", "96", "64",
             "--device", "cpu", "--threads", "1",
         ]
     )  # fmt: skip
