@@ -159,10 +159,6 @@ class DepthFusionStage:
         #: The last keyframe's result (for evaluation and diagnostics).
         self.last_result: DepthResult | None = None
 
-    @property
-    def image_size(self) -> tuple[int, int] | None:
-        return None if self.net is None else self.net.config.image_size
-
     def reset(self) -> None:
         self.history.clear()
         self.last_result = None

@@ -785,15 +785,19 @@ class AtlasReconstructor:
                 merged = self.map.merge(
                     snapshot.origin_index * self.voxel_size, keep_near=keep_near, **arrays
                 )
-            self._count("updates")
-            self._count("chunks_evicted", merged.chunks_evicted)
-            return UpdateResult(
-                True,
-                merged.chunks_updated,
-                merged.chunks_created,
-                merged.voxels_updated,
-                merged.chunks_evicted,
-            )
+            return self._merged(merged)
+
+    def _merged(self, merged) -> UpdateResult:
+        """Count a merge into the map and report it."""
+        self._count("updates")
+        self._count("chunks_evicted", merged.chunks_evicted)
+        return UpdateResult(
+            True,
+            merged.chunks_updated,
+            merged.chunks_created,
+            merged.voxels_updated,
+            merged.chunks_evicted,
+        )
 
     def _update_fusion(self, force: bool) -> UpdateResult:
         """Hand the window's changed voxels to the map (stored as they are: the window was
@@ -814,15 +818,7 @@ class AtlasReconstructor:
                 keep_near=self._state.last_camera_position,
                 replace=True,
             )
-        self._count("updates")
-        self._count("chunks_evicted", merged.chunks_evicted)
-        return UpdateResult(
-            True,
-            merged.chunks_updated,
-            merged.chunks_created,
-            merged.voxels_updated,
-            merged.chunks_evicted,
-        )
+        return self._merged(merged)
 
     def mesh(self, color_by: str = "semantic") -> Mesh:
         """Mesh of the global map as of the last ``update``.
