@@ -22,6 +22,7 @@ from launch import LaunchDescription
 OVERRIDES = {
     "weights": "weights_path",
     "depth_weights": "depth_weights_path",
+    "refine_weights": "refine_weights_path",
     "device": "device",
     "world_frame": "world_frame",
 }
@@ -42,6 +43,8 @@ def _nodes(context):
         ("camera_info", arg["camera_info_topic"]),
     ]
     atlas_overrides = dict(overrides)
+    if arg["refinement"]:
+        atlas_overrides["refinement"] = _is_true(arg["refinement"])
     atlas_remappings = list(remappings)
     if arg["depth_topic"]:
         depth_info = arg["depth_camera_info_topic"] or (
@@ -63,7 +66,9 @@ def _nodes(context):
     ]
     if _is_true(arg["sufficiency"]):
         sufficiency_overrides = {
-            k: v for k, v in overrides.items() if k not in ("weights_path", "depth_weights_path")
+            k: v
+            for k, v in overrides.items()
+            if k not in ("weights_path", "depth_weights_path", "refine_weights_path")
         }
         nodes.append(
             Node(
@@ -117,6 +122,15 @@ ARGUMENTS = {
     "depth_weights": (
         "",
         "Depth network checkpoint (pipeline fusion); empty: the params file's, else shipped",
+    ),
+    "refinement": (
+        "",
+        "true/false: mesh through the 3D refinement network (pipeline fusion); empty: the "
+        "params file's",
+    ),
+    "refine_weights": (
+        "",
+        "3D refinement network checkpoint; empty: the params file's, else shipped",
     ),
     "depth_topic": (
         "",

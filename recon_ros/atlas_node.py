@@ -3,9 +3,13 @@
 Threads (MultiThreadedExecutor):
 - input callbacks (image, CameraInfo, /tf, /tf_static, pose) only queue or store;
 - one worker thread decodes queued images, waits a bounded time for their pose and integrates
-  them into the rolling feature volume;
-- the "mapping" callback group (mutually exclusive) runs the periodic 3D CNN, publishing, and the
-  save/reset services, so they never overlap one another.
+  them into the rolling window (any exception drops that frame with a reason; a watchdog restarts
+  the worker should it ever die);
+- the "mapping" callback group (mutually exclusive) hands the window to the map periodically
+  (running the 3D CNN of the atlas pipeline) and serves save/reset;
+- the "output" group meshes the map and publishes mesh, cloud and window when the map changed;
+- the "status" group publishes the status and runs the stall and worker watchdogs, so the status
+  keeps its rate whatever meshing or the 3D CNN cost.
 
 Topics (relative names, remap them): subscribes ``image``, ``camera_info``, ``/tf``,
 ``/tf_static`` (or ``pose`` / ``odometry``); publishes ``~/mesh`` (visualization_msgs/Marker,
@@ -16,9 +20,9 @@ TRIANGLE_LIST), ``~/semantic_cloud`` (sensor_msgs/PointCloud2: x y z rgb confide
 
 from __future__ import annotations
 
-import re
 import threading
 import time
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -28,21 +32,23 @@ from rclpy.node import Node
 
 from recon_ros import conversions
 from recon_ros.parameters import CORE_PARAMS, NODE_PARAMS, resolve
-from recon_ros.ply import write_ply
 from recon_ros.posed_input import InputSettings, PosedImageInput
-from recon_ros.reconstruction import build_reconstructor, integrate_frame
+from recon_ros.reconstruction import build_reconstructor, integrate_frame, save_map_outputs
 from recon_ros.ros_common import LATCHED_QOS, run_node
 from recon_ros.ros_params import declare_table
-
-# Late subscribers (an RViz started later) get the latest mesh, cloud and status.
-_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
 
 class AtlasNode(Node):
     def __init__(self, **kwargs):
         super().__init__("atlas_node", **kwargs)
+        # Separate groups, so a slow stage never starves another: images and poses arrive on
+        # one; the window's hand-over to the map (and save/reset) on another; meshing and the
+        # mesh/cloud outputs on a third; the status and watchdogs on their own, on time whatever
+        # the rest costs.
         self._input_group = MutuallyExclusiveCallbackGroup()
         self._mapping_group = MutuallyExclusiveCallbackGroup()
+        self._output_group = MutuallyExclusiveCallbackGroup()
+        self._status_group = MutuallyExclusiveCallbackGroup()
 
         inputs = InputSettings.declare(self)
         self._declare_parameters()
@@ -81,7 +87,13 @@ class AtlasNode(Node):
         self.create_timer(
             self._publish_period,
             self._on_publish_timer,
-            callback_group=self._mapping_group,
+            callback_group=self._output_group,
+            clock=steady,
+        )
+        self.create_timer(
+            self._publish_period,
+            self._on_status_timer,
+            callback_group=self._status_group,
             clock=steady,
         )
 
@@ -98,10 +110,9 @@ class AtlasNode(Node):
         self._started = time.monotonic()
 
         self._stop = threading.Event()
-        self._worker = threading.Thread(
-            target=self._integrate_loop, name="atlas_integrate", daemon=True
-        )
-        self._worker.start()
+        self._worker_restarts = 0
+        self._last_progress = (0, time.monotonic())  # (frames processed, when that changed)
+        self._start_worker()
         window = self._reconstructor.window
         self.get_logger().info(
             f"atlas_node ready: {self._description}, device {self._reconstructor.device}, "
@@ -130,15 +141,41 @@ class AtlasNode(Node):
 
     # --- integration worker -------------------------------------------------------------
 
+    def _start_worker(self) -> None:
+        self._worker = threading.Thread(
+            target=self._integrate_loop, name="atlas_integrate", daemon=True
+        )
+        self._worker.start()
+
+    def _supervise_worker(self) -> None:
+        """Restart the integration worker if it ever died (it catches everything per frame, so
+        this is the last line of defence), saying so at ERROR."""
+        if self._worker.is_alive() or self._stop.is_set():
+            return
+        self._worker_restarts += 1
+        self.get_logger().error(
+            f"the integration worker died; restarting it (restart {self._worker_restarts})"
+        )
+        self._start_worker()
+
     def _integrate_loop(self) -> None:
         while not self._stop.is_set():
-            frame = self._input.next_frame(timeout_s=0.1)
-            if frame is None:
-                continue
+            frame = None
             try:
+                frame = self._input.next_frame(timeout_s=0.1)
+                if frame is None:
+                    continue
                 result = integrate_frame(self._reconstructor, frame)
             except ValueError as error:
-                self._input.drop("rejected", f"stamp {frame.stamp_ns / 1e9:.3f}: {error}")
+                where = f"stamp {frame.stamp_ns / 1e9:.3f}: " if frame is not None else ""
+                self._input.drop("rejected", f"{where}{error}")
+                continue
+            except Exception as error:  # one bad frame must never stop mapping
+                where = f"stamp {frame.stamp_ns / 1e9:.3f}: " if frame is not None else ""
+                self._input.drop(
+                    "internal_error",
+                    f"{where}{type(error).__name__}: {error}\n{traceback.format_exc(limit=6)}",
+                )
                 continue
             with self._counts_lock:
                 if result.integrated:
@@ -165,13 +202,16 @@ class AtlasNode(Node):
         return header.stamp if header is not None else self.get_clock().now().to_msg()
 
     def _on_publish_timer(self) -> None:
+        version = self._map_version
+        if version != self._published_version:
+            self._published_version = version
+            self._publish_map()
+
+    def _on_status_timer(self) -> None:
         note = self._reconstructor.window_note
         if note != self._window_note:
             self._window_note = note
             self.get_logger().info(note)
-        if self._map_version != self._published_version:
-            self._published_version = self._map_version
-            self._publish_map()
         self._publish_status()
         self._warn_if_stalled()
 
@@ -244,6 +284,7 @@ class AtlasNode(Node):
         self._status_pub.publish(self.status_message())
 
     def _warn_if_stalled(self) -> None:
+        self._supervise_worker()
         now = time.monotonic()
         last_image = self._input.last_image_wall_time
         if last_image is None and now - self._started > self._stall_warning_s:
@@ -257,6 +298,7 @@ class AtlasNode(Node):
         received, drops = self._input.counts()
         with self._counts_lock:
             integrated = self._integrated
+            processed = integrated + self._not_keyframes
         if received and not integrated and now - self._started > self._stall_warning_s:
             reason, count = max(drops.items(), key=lambda item: item[1])
             if count:
@@ -265,61 +307,71 @@ class AtlasNode(Node):
                     f"{received} images received and none integrated; most dropped for '{reason}' "
                     f"({count}), see the warnings above",
                 )
+            return
+        # Later stalls: images keep arriving but none has been processed for a while.
+        if processed != self._last_progress[0]:
+            self._last_progress = (processed, now)
+            return
+        idle = now - self._last_progress[1]
+        if integrated and idle > self._stall_warning_s and now - last_image < self._stall_warning_s:
+            recent = max(drops.items(), key=lambda item: item[1])
+            self._input.warn(
+                "integration_stalled",
+                f"images keep arriving but none was integrated for {idle:.0f} s "
+                f"({self._input.pending()} queued; most drops so far for '{recent[0]}'), see "
+                f"the warnings above",
+            )
 
     def _on_save(self, request, response):
-        name = request.name or time.strftime("atlas_%Y%m%d_%H%M%S")
-        if not _SAFE_NAME.fullmatch(name) or ".." in name:
-            response.success = False
-            response.message = (
-                f"refused name '{request.name}': use a plain file stem (letters, digits, '_', '-', "
-                f"'.'); files are always written into {self._output_directory}"
-            )
-            return response
         try:
             if self._integrated_at_update != self._integrated:
                 self._on_cnn_timer()
-            mesh = self._reconstructor.mesh(color_by=self._color_mode)
-            mesh_path = write_ply(
-                self._output_directory / f"{name}.ply",
-                mesh.vertices,
-                mesh.faces,
-                mesh.colors,
-                label=np.asarray(mesh.labels, dtype=np.uint8),
-                confidence=np.asarray(mesh.confidence, dtype=np.float32),
+            saved = save_map_outputs(
+                self._reconstructor, self._output_directory, request.name, self._color_mode
             )
-            map_path = self._output_directory / f"{name}_map"
-            self._reconstructor.save(map_path)
-        except (OSError, ValueError) as error:
+        except ValueError as error:
+            response.success = False
+            response.message = str(error)
+            self.get_logger().warn(response.message)
+            return response
+        except OSError as error:
             response.success = False
             response.message = f"saving failed: {error}"
             self.get_logger().error(response.message)
             return response
         response.success = True
-        response.mesh_path = str(mesh_path)
-        response.map_path = str(map_path)
+        response.mesh_path = str(saved.mesh_path)
+        response.map_path = str(saved.map_path)
         response.message = (
-            f"saved {len(mesh.faces)} triangles to {mesh_path} and the map to {map_path}"
+            f"saved {saved.triangles} triangles and the map into {saved.folder} (mesh.ply, map/)"
         )
         self.get_logger().info(response.message)
         return response
 
     def _on_reset(self, request, response):
         del request
-        self._input.clear()
+        discarded = self._input.clear()
         self._reconstructor.reset()
         with self._counts_lock:
             self._integrated_at_update = self._integrated
         self._map_version += 1
         response.success = True
-        response.message = "map and window cleared"
+        response.message = (
+            f"map, window and transform history cleared; {discarded} queued images discarded "
+            f"(counted as 'reset')"
+        )
         self.get_logger().info(response.message)
         return response
 
     def destroy_node(self):
-        self._stop.set()
-        self._worker.join(timeout=5.0)
+        # Also called on a node whose start failed half way (rclpy destroys it at shutdown).
+        stop, worker = getattr(self, "_stop", None), getattr(self, "_worker", None)
+        if stop is not None:
+            stop.set()
+        if worker is not None:
+            worker.join(timeout=5.0)
         return super().destroy_node()
 
 
 def main(args=None) -> int:
-    return run_node(AtlasNode, "atlas_node", num_threads=4, args=args)
+    return run_node(AtlasNode, "atlas_node", num_threads=5, args=args)

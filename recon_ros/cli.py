@@ -32,6 +32,7 @@ TRAINERS = {
     "atlas": "recon_ros.training.atlas_train",
     "sufficiency": "recon_ros.sufficiency.train",
     "depth": "recon_ros.depth.train",
+    "refiner": "recon_ros.refine.train",
 }
 EVALUATORS = {
     "atlas": "recon_ros.training.atlas_evaluate",

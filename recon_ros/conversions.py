@@ -31,6 +31,20 @@ IMAGE_ENCODINGS: dict[str, tuple[np.dtype, int]] = {
     "32FC1": (np.dtype(np.float32), 1),
 }
 COLOR_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8", "8UC3", "8UC1", "mono16")
+#: Largest image (pixels) decoded by default: an 8K camera is 33 M pixels; a header declaring
+#: more is refused before any pixel is decoded (a few bytes of PNG can declare gigabytes).
+MAX_IMAGE_PIXELS = 40_000_000
+
+
+def check_image_size(width: int, height: int, max_pixels: int = MAX_IMAGE_PIXELS) -> None:
+    """Raise ValueError for an image that declares more than ``max_pixels`` pixels."""
+    if width * height > max_pixels:
+        raise ValueError(
+            f"image declares {width}x{height} = {width * height} pixels, more than "
+            f"max_image_pixels = {max_pixels}; not decoded"
+        )
+
+
 DEPTH_ENCODINGS = ("16UC1", "mono16", "32FC1")
 
 
@@ -46,12 +60,12 @@ def _buffer(data) -> np.ndarray:
     return np.asarray(data, dtype=np.uint8)
 
 
-def image_to_array(msg) -> tuple[np.ndarray, str]:
+def image_to_array(msg, max_pixels: int = MAX_IMAGE_PIXELS) -> tuple[np.ndarray, str]:
     """Decode a sensor_msgs/Image into an array ``(H, W)`` or ``(H, W, C)`` of its own dtype.
 
     Returns ``(array, encoding)``. Rows padded beyond ``width * pixel size`` (``step`` larger) are
-    cropped. Raises ValueError for unsupported encodings, empty images, and data whose length
-    disagrees with ``step * height``.
+    cropped. Raises ValueError for unsupported encodings, empty or oversized images
+    (``check_image_size``), and data whose length disagrees with ``step * height``.
     """
     encoding = str(msg.encoding)
     if encoding not in IMAGE_ENCODINGS:
@@ -62,6 +76,7 @@ def image_to_array(msg) -> tuple[np.ndarray, str]:
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     if height <= 0 or width <= 0:
         raise ValueError(f"empty image: {width}x{height} pixels")
+    check_image_size(width, height, max_pixels)
     row_bytes = width * channels * dtype.itemsize
     if step < row_bytes:
         raise ValueError(
@@ -83,9 +98,9 @@ def image_to_array(msg) -> tuple[np.ndarray, str]:
     return pixels.reshape(height, width, channels), encoding
 
 
-def image_to_rgb(msg) -> np.ndarray:
+def image_to_rgb(msg, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
     """Decode a colour image message into ``(H, W, 3)`` uint8 RGB, whatever its colour encoding."""
-    pixels, encoding = image_to_array(msg)
+    pixels, encoding = image_to_array(msg, max_pixels)
     if encoding not in COLOR_ENCODINGS:
         raise ValueError(
             f"image encoding '{encoding}' is not a colour encoding "
@@ -100,9 +115,10 @@ def image_to_rgb(msg) -> np.ndarray:
     return np.ascontiguousarray(pixels[:, :, :3])
 
 
-def compressed_to_rgb(msg) -> np.ndarray:
+def compressed_to_rgb(msg, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
     """Decode a sensor_msgs/CompressedImage (JPEG or PNG, as image_transport's ``compressed``
-    plugin publishes) into ``(H, W, 3)`` uint8 RGB."""
+    plugin publishes) into ``(H, W, 3)`` uint8 RGB. The size its header declares is checked
+    (``check_image_size``) before any pixel is decoded."""
     import io
 
     from PIL import Image as PILImage
@@ -112,11 +128,12 @@ def compressed_to_rgb(msg) -> np.ndarray:
     if data.size == 0:
         raise ValueError(f"empty compressed image (format '{msg.format}')")
     try:
-        with PILImage.open(io.BytesIO(data.tobytes())) as image:
+        with PILImage.open(io.BytesIO(data.tobytes())) as image:  # reads the header only
             if image.format not in ("JPEG", "PNG"):
                 raise ValueError(f"compressed image in {image.format} (supported: JPEG, PNG)")
+            check_image_size(image.width, image.height, max_pixels)
             return np.asarray(image.convert("RGB"))
-    except (UnidentifiedImageError, OSError) as error:
+    except (UnidentifiedImageError, OSError, PILImage.DecompressionBombError) as error:
         raise ValueError(
             f"cannot decode compressed image (format '{msg.format}'): {error}"
         ) from error
@@ -141,12 +158,12 @@ def rgb_to_compressed_msg(rgb: np.ndarray, stamp, frame_id: str, image_format: s
     return msg
 
 
-def image_to_depth(msg) -> np.ndarray:
+def image_to_depth(msg, max_pixels: int = MAX_IMAGE_PIXELS) -> np.ndarray:
     """Decode a depth image into ``(H, W)`` float32 metres, 0 where invalid.
 
     16UC1/mono16 are millimetres (REP 118); 32FC1 is metres, with NaN and inf marking no return.
     """
-    pixels, encoding = image_to_array(msg)
+    pixels, encoding = image_to_array(msg, max_pixels)
     if encoding not in DEPTH_ENCODINGS:
         raise ValueError(
             f"image encoding '{encoding}' is not a depth encoding "

@@ -104,10 +104,11 @@ def run(args) -> int:
     from sensor_msgs.msg import Image
 
     from recon_ros.bagfile import BagReader
+    from recon_ros.core.atomic_io import atomic_write_bytes
     from recon_ros.graph import NodeProcess, ObserverNode
     from recon_ros.msg import AtlasStatus, FrameSufficiency
-    from recon_ros.parameters import load_params_file
-    from recon_ros.ply import atomic_write_bytes, read_ply
+    from recon_ros.parameters import INPUT_PARAMS, load_params_file
+    from recon_ros.ply import read_ply
     from recon_ros.render import render_overview, save_png
     from recon_ros.srv import SaveMap
 
@@ -129,17 +130,19 @@ def run(args) -> int:
     # The demo is to show the whole bag mapped, so the player's reliable stream is subscribed
     # reliably and the queue holds all of it; on a robot, sensor-data QoS and the bounded queue
     # skip frames when integration falls behind.
+    # The queue's declared maximum: a longer bag is played into a full queue (counted drops).
+    max_queue = int(next(p for p in INPUT_PARAMS if p.name == "queue_size").value_range[1])
     atlas_params.update(
         output_directory=str(output),
         device=args.device,
         cnn_period_s=2.0,
         publish_period_s=0.5,
-        queue_size=max(images_in_bag, 1),
+        queue_size=min(max(images_in_bag, 1), max_queue),
         image_qos="reliable",
     )
     sufficiency_params = load_params_file(config, "sufficiency_node")
     sufficiency_params.update(
-        device=args.device, queue_size=max(images_in_bag, 1), image_qos="reliable"
+        device=args.device, queue_size=min(max(images_in_bag, 1), max_queue), image_qos="reliable"
     )
     latched = QoSProfile(
         depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL

@@ -27,7 +27,11 @@ DROP_REASONS = (
     "rejected",
     "no_depth",
     "bad_depth",
+    "internal_error",
+    "reset",
 )
+#: Smallest image side (pixels) worth mapping from.
+MIN_IMAGE_SIDE = 16
 #: A depth image pairs with the colour image whose stamp is at most this far from its own.
 DEPTH_STAMP_TOLERANCE_NS = 20_000_000
 
@@ -64,11 +68,25 @@ def describe(msg) -> str:
     return f"image stamp {seconds:.3f}, frame '{msg.header.frame_id}'"
 
 
-def decode_rgb(msg) -> np.ndarray:
-    """``(H, W, 3)`` uint8 RGB of an Image or CompressedImage message, or FrameDropped."""
+def decode_rgb(msg, max_pixels: int = conversions.MAX_IMAGE_PIXELS) -> np.ndarray:
+    """``(H, W, 3)`` uint8 RGB of an Image or CompressedImage message, or FrameDropped (images
+    declaring more than ``max_pixels`` are refused undecoded, images with a side under
+    ``MIN_IMAGE_SIDE`` pixels as too small to map from)."""
+    rgb = _decode_rgb(msg, max_pixels)
+    height, width = rgb.shape[:2]
+    if min(height, width) < MIN_IMAGE_SIDE:
+        raise FrameDropped(
+            "bad_image",
+            f"{describe(msg)}: {width}x{height} pixels is too small to map from (each side at "
+            f"least {MIN_IMAGE_SIDE})",
+        )
+    return rgb
+
+
+def _decode_rgb(msg, max_pixels: int) -> np.ndarray:
     if hasattr(msg, "format"):  # sensor_msgs/CompressedImage
         try:
-            return conversions.compressed_to_rgb(msg)
+            return conversions.compressed_to_rgb(msg, max_pixels)
         except ValueError as error:
             raise FrameDropped("bad_image", f"{describe(msg)}: {error}") from error
     encoding = str(msg.encoding)
@@ -79,7 +97,7 @@ def decode_rgb(msg) -> np.ndarray:
             f"(supported: {', '.join(conversions.COLOR_ENCODINGS)})",
         )
     try:
-        return conversions.image_to_rgb(msg)
+        return conversions.image_to_rgb(msg, max_pixels)
     except ValueError as error:
         raise FrameDropped("bad_image", f"{describe(msg)}: {error}") from error
 
@@ -112,6 +130,7 @@ def posed_frame(
     lookup_pose: Callable[[str, int], np.ndarray],
     camera_frame: str = "",
     missing_info_hint: str = "",
+    max_pixels: int = conversions.MAX_IMAGE_PIXELS,
 ) -> PosedFrame:
     """Decode ``msg`` with CameraInfo ``info`` and look up its pose with
     ``lookup_pose(frame_id, stamp_ns) -> T_world_cam`` (which raises TransformError).
@@ -119,7 +138,7 @@ def posed_frame(
     Raises FrameDropped naming the reason when the image cannot be used.
     """
     where = describe(msg)
-    rgb = decode_rgb(msg)
+    rgb = decode_rgb(msg, max_pixels)
     frame_id = (camera_frame or msg.header.frame_id).lstrip("/")
     if not frame_id:
         raise FrameDropped(
@@ -141,6 +160,7 @@ def attach_depth(
     msg,
     info,
     lookup_extrinsics: Callable[[str, str, int], np.ndarray],
+    max_pixels: int = conversions.MAX_IMAGE_PIXELS,
 ) -> PosedFrame:
     """``frame`` with the depth image ``msg`` (16UC1/mono16 millimetres or 32FC1 metres) and its
     CameraInfo ``info`` attached. Depth registered to the colour image (the same frame id) may
@@ -151,7 +171,7 @@ def attach_depth(
     """
     where = f"depth image stamp {conversions.stamp_to_ns(msg.header.stamp) / 1e9:.3f}"
     try:
-        depth = conversions.image_to_depth(msg)
+        depth = conversions.image_to_depth(msg, max_pixels)
     except ValueError as error:
         raise FrameDropped("bad_depth", f"{where}: {error}") from error
     height, width = depth.shape

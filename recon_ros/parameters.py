@@ -62,6 +62,14 @@ INPUT_PARAMS = (
         (0.0, 10.0),
     ),
     Param(
+        "tf_max_future_s",
+        10.0,
+        "Transforms on /tf stamped this far after the node's clock (and after the newest image) "
+        "are refused: one far-future stamp would otherwise push every real pose out of the "
+        "history.",
+        (0.1, 1e6),
+    ),
+    Param(
         "tf_cache_time_s", 30.0, "How much transform history to keep, in seconds.", (1.0, 3600.0)
     ),
     Param(
@@ -69,6 +77,13 @@ INPUT_PARAMS = (
         30,
         "Images waiting for integration; when full, the oldest is dropped (reason queue_full).",
         (1, 1000),
+    ),
+    Param(
+        "max_image_pixels",
+        40_000_000,
+        "Images (colour or depth) declaring more pixels are dropped undecoded (reason bad_image): "
+        "a few bytes of PNG can declare gigabytes.",
+        (1024, 1_000_000_000),
     ),
     Param(
         "log_throttle_s",
@@ -213,7 +228,8 @@ CORE_PARAMS = (
     Param(
         "window_floor_z_m",
         0.0,
-        "Floor height in the world frame (window_mode 'floor').",
+        "Floor height along world up (z in a z-up world; window_mode 'floor', and 'auto' where "
+        "the camera is at a plausible height above it).",
         (-1000.0, 1000.0),
     ),
     Param(
@@ -267,6 +283,18 @@ NODE_PARAMS = (
         "",
         "Multi-view depth network checkpoint of the 'fusion' pipeline (stereo depth and semantic "
         "labels; .pt, weights_only); empty: the weights shipped with the package.",
+    ),
+    Param(
+        "refinement",
+        False,
+        "Fusion pipeline: mesh the map through the 3D refinement network (TSDF and labels of "
+        "chunks with fused surface refined; the map keeps the fused values).",
+    ),
+    Param(
+        "refine_weights_path",
+        "",
+        "3D refinement network checkpoint (.pt, weights_only); empty: the weights shipped with "
+        "the package.",
     ),
     Param(
         "cnn_period_s",

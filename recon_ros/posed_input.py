@@ -66,8 +66,10 @@ class InputSettings:
     pose_source: str
     pose_frame: str
     tf_timeout_s: float
+    tf_max_future_s: float
     tf_cache_time_s: float
     queue_size: int
+    max_image_pixels: int
     log_throttle_s: float
     use_depth: bool = False
 
@@ -105,6 +107,9 @@ class PosedImageInput:
         self.received = 0
         self.drops: collections.Counter = collections.Counter({r: 0 for r in DROP_REASONS})
         self.last_image_wall_time: float | None = None
+        self.newest_image_stamp_ns = 0
+        #: Transforms refused for a stamp far in the future (``tf_max_future_s``).
+        self.transforms_refused = 0
         # Depth images wait here for the colour image of their stamp (bounded).
         self.require_depth = require_depth
         self._depth_msgs: collections.deque = collections.deque(maxlen=60)
@@ -163,6 +168,9 @@ class PosedImageInput:
         with self._counts_lock:
             self.received += 1
             self.last_image_wall_time = time.monotonic()
+            self.newest_image_stamp_ns = max(
+                self.newest_image_stamp_ns, conversions.stamp_to_ns(msg.header.stamp)
+            )
         with self._queue_cv:
             if len(self._queue) >= self.settings.queue_size:
                 old = self._queue.popleft()
@@ -187,9 +195,37 @@ class PosedImageInput:
         with self._depth_lock:
             self._depth_info = msg
 
+    def _from_the_future(self, header, what: str) -> bool:
+        """Whether a pose is stamped more than ``tf_max_future_s`` after the node's clock and the
+        newest image (then it is refused, counted and logged)."""
+        now_ns = max(self._node.get_clock().now().nanoseconds, self.newest_image_stamp_ns)
+        ahead_ns = conversions.stamp_to_ns(header.stamp) - now_ns
+        if ahead_ns <= int(self.settings.tf_max_future_s * 1e9):
+            return False
+        with self._counts_lock:
+            self.transforms_refused += 1
+            refused = self.transforms_refused
+        self._log.warn(
+            "future_tf",
+            f"ignored {what} stamped {ahead_ns / 1e9:.1f} s after the node's clock and newest "
+            f"image (tf_max_future_s {self.settings.tf_max_future_s:g}; {refused} refused so far)",
+        )
+        return True
+
     def _store_transforms(self, msg, static: bool) -> None:
+        topic = "/tf_static" if static else "/tf"
+        if not static:
+            kept = [
+                t
+                for t in msg.transforms
+                if not self._from_the_future(
+                    t.header,
+                    f"a transform on {topic} '{t.header.frame_id}' -> '{t.child_frame_id}'",
+                )
+            ]
+            if len(kept) != len(msg.transforms):
+                msg = type(msg)(transforms=kept)
         for problem in self.tf.set_tf_message(msg, static=static):
-            topic = "/tf_static" if static else "/tf"
             self._log.warn("bad_tf", f"ignored a transform on {topic}: {problem}")
 
     def _on_tf(self, msg) -> None:
@@ -199,6 +235,8 @@ class PosedImageInput:
         self._store_transforms(msg, static=True)
 
     def _store_pose(self, header, child_frame: str, pose, topic: str) -> None:
+        if self._from_the_future(header, f"a pose on '{topic}'"):
+            return
         try:
             t, q = conversions.translation_quaternion(pose.position, pose.orientation)
             self._poses.set_transform(
@@ -231,9 +269,19 @@ class PosedImageInput:
         with self._queue_cv:
             return len(self._queue)
 
-    def clear(self) -> None:
+    def clear(self) -> int:
+        """A reset: discard the queued images (counted as dropped for ``reset``) and the dynamic
+        transform history (a bad transform must not outlive a reset). Returns the images
+        discarded."""
         with self._queue_cv:
+            discarded = len(self._queue)
             self._queue.clear()
+        if discarded:
+            with self._counts_lock:
+                self.drops["reset"] += discarded
+        self.tf.clear_dynamic()
+        self._poses.clear_dynamic()
+        return discarded
 
     def counts(self) -> tuple[int, dict[str, int]]:
         with self._counts_lock:
@@ -279,7 +327,14 @@ class PosedImageInput:
         topic = self._node.resolve_topic_name("camera_info")
         hint = f" on '{topic}' ({self._node.count_publishers(topic)} publishers)"
         try:
-            frame = posed_frame(msg, info, self._lookup_pose, self.settings.camera_frame, hint)
+            frame = posed_frame(
+                msg,
+                info,
+                self._lookup_pose,
+                self.settings.camera_frame,
+                hint,
+                self.settings.max_image_pixels,
+            )
             if self.settings.use_depth:
                 self._pair_depth(frame)
             return frame
@@ -319,7 +374,7 @@ class PosedImageInput:
                 raise FrameDropped("no_depth", detail)
             self._log.warn("no_depth", detail + "; mapped with stereo depth instead")
             return
-        attach_depth(frame, depth, info, self.tf.lookup)
+        attach_depth(frame, depth, info, self.tf.lookup, self.settings.max_image_pixels)
 
     def _lookup_once(self, frame_id: str, stamp_ns: int) -> np.ndarray:
         world = self.settings.world_frame

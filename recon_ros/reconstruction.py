@@ -5,11 +5,27 @@ the shipped ones) and a plain description of it for the log and the reports. ROS
 
 from __future__ import annotations
 
+import re
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from recon_ros import parameters
+from recon_ros.core.atomic_io import atomic_directory, remove_stale_temporaries
 from recon_ros.core.reconstructor import AtlasReconstructor, ReconstructorConfig
-from recon_ros.weights import default_atlas_weights, default_depth_weights
+from recon_ros.ply import write_ply
+from recon_ros.weights import (
+    default_atlas_weights,
+    default_depth_weights,
+    default_refine_weights,
+)
+
+
+def _weights_path(values: dict, key: str, shipped) -> Path | None:
+    """The checkpoint a ``*_path`` parameter names, else ``shipped()`` (None: none ships)."""
+    return Path(values[key]).expanduser() if values[key] else shipped()
 
 
 def build_reconstructor(values: dict) -> tuple[AtlasReconstructor, str, list[str]]:
@@ -25,29 +41,34 @@ def build_reconstructor(values: dict) -> tuple[AtlasReconstructor, str, list[str
     config = ReconstructorConfig.from_dict(parameters.core_config_dict(values))
     warnings: list[str] = []
     if config.pipeline == "atlas":
-        weights = (
-            Path(values["weights_path"]).expanduser()
-            if values["weights_path"]
-            else default_atlas_weights()
-        )
+        weights = _weights_path(values, "weights_path", default_atlas_weights)
         reconstructor = AtlasReconstructor(weights, config)
         description = f"atlas pipeline, Atlas weights {weights}"
     else:
-        weights = (
-            Path(values["depth_weights_path"]).expanduser()
-            if values["depth_weights_path"]
-            else default_depth_weights()
-        )
+        weights = _weights_path(values, "depth_weights_path", default_depth_weights)
         if weights is None:
             warnings.append(
                 "no depth network weights: only frames with sensor depth are mapped, without "
                 "semantic labels (set depth_weights_path)"
             )
-        reconstructor = AtlasReconstructor(None, config, depth_model=weights)
+        refine_weights = None
+        if values["refinement"]:
+            refine_weights = _weights_path(values, "refine_weights_path", default_refine_weights)
+            if refine_weights is None:
+                warnings.append(
+                    "refinement is on but no 3D refinement weights ship: meshes show fusion "
+                    "alone (set refine_weights_path)"
+                )
+        reconstructor = AtlasReconstructor(
+            None, config, depth_model=weights, refine_model=refine_weights
+        )
         description = (
             f"fusion pipeline, depth {config.depth_source}, depth network "
-            f"{weights if weights else '(none)'}"
+            f"{weights if weights else '(none)'}, 3D refinement "
+            f"{refine_weights if refine_weights else 'off'}"
         )
+        if reconstructor.refine_metadata.get("trained") is False:
+            warnings.append(f"UNTRAINED 3D refinement weights ({refine_weights})")
     if reconstructor.trained is False:
         warnings.append(
             f"UNTRAINED weights ({weights}): the map is plumbing output, not a reconstruction"
@@ -67,3 +88,58 @@ def integrate_frame(reconstructor: AtlasReconstructor, frame):
         K_depth=frame.depth_camera.K if frame.depth_camera else None,
         T_cam_depth=frame.T_cam_depth,
     )
+
+
+#: What save names may look like: a plain stem, no folders.
+SAVE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+
+
+@dataclass(frozen=True)
+class SavedMap:
+    """Where a save went: ``folder`` holds ``mesh.ply`` and ``map/`` (``AtlasReconstructor.load``
+    reads it back)."""
+
+    folder: Path
+    mesh_path: Path
+    map_path: Path
+    triangles: int
+
+
+def save_map_outputs(
+    reconstructor: AtlasReconstructor, output_directory: Path, name: str, color_by: str
+) -> SavedMap:
+    """Save the mesh and the map as one transaction: both are written into a fresh temporary
+    folder that becomes ``output_directory/name`` in one rename, so a save that is killed leaves
+    the previous save of that name whole (and a temporary folder the next save removes). An
+    empty ``name`` gets a unique one from the time.
+
+    Raises:
+        ValueError: a name that is not a plain stem, or a symlink where the save would go.
+        OSError: the file system refused.
+    """
+    output_directory = Path(output_directory)
+    if name and (not SAVE_NAME.fullmatch(name) or ".." in name):
+        raise ValueError(
+            f"refused name '{name}': use a plain file stem (letters, digits, '_', '-', '.'); "
+            f"files are always written into {output_directory}"
+        )
+    if not name:
+        stem = time.strftime("atlas_%Y%m%d_%H%M%S")
+        name, n = stem, 1
+        while (output_directory / name).exists() or (output_directory / name).is_symlink():
+            n += 1
+            name = f"{stem}_{n}"
+    remove_stale_temporaries(output_directory)
+    mesh = reconstructor.mesh(color_by=color_by)
+    folder = output_directory / name
+    with atomic_directory(folder) as staging:
+        write_ply(
+            staging / "mesh.ply",
+            mesh.vertices,
+            mesh.faces,
+            mesh.colors,
+            label=np.asarray(mesh.labels, dtype=np.uint8),
+            confidence=np.asarray(mesh.confidence, dtype=np.float32),
+        )
+        reconstructor.save(staging / "map")
+    return SavedMap(folder, folder / "mesh.ply", folder / "map", len(mesh.faces))

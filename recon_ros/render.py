@@ -122,7 +122,7 @@ def save_png(path, image: np.ndarray) -> None:
 
     from PIL import Image
 
-    from recon_ros.ply import atomic_write_bytes
+    from recon_ros.core.atomic_io import atomic_write_bytes
 
     buffer = io.BytesIO()
     Image.fromarray(np.asarray(image, np.uint8)).save(buffer, format="PNG")

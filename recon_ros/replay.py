@@ -21,6 +21,7 @@ import numpy as np
 
 from recon_ros import parameters
 from recon_ros.conversions import stamp_to_ns
+from recon_ros.core.atomic_io import atomic_write_bytes
 from recon_ros.frames import (
     DEPTH_STAMP_TOLERANCE_NS,
     DROP_REASONS,
@@ -29,7 +30,7 @@ from recon_ros.frames import (
     describe,
     posed_frame,
 )
-from recon_ros.ply import atomic_write_bytes, write_ply
+from recon_ros.ply import write_ply
 from recon_ros.tf_buffer import TransformBuffer
 
 
@@ -169,11 +170,17 @@ def replay_bag(
 
         def process(msg, depth_msg) -> None:
             try:
+                max_pixels = int(values["max_image_pixels"])
                 frame = posed_frame(
-                    msg, state["info"], lookup, camera_frame, f" on '{camera_info_topic}'"
+                    msg,
+                    state["info"],
+                    lookup,
+                    camera_frame,
+                    f" on '{camera_info_topic}'",
+                    max_pixels,
                 )
                 if depth_msg is not None:
-                    attach_depth(frame, depth_msg, state["depth_info"], extrinsics)
+                    attach_depth(frame, depth_msg, state["depth_info"], extrinsics, max_pixels)
                 elif depth_topic and values["depth_source"] == "sensor":
                     raise FrameDropped(
                         "no_depth", f"{describe(msg)}: no depth image within 20 ms of its stamp"
@@ -303,6 +310,14 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--depth-weights", help="depth network checkpoint, fusion pipeline (default: shipped)"
     )
+    parser.add_argument(
+        "--refinement",
+        choices=("on", "off"),
+        help="3D refinement network on top of fusion (default: the parameters' 'refinement')",
+    )
+    parser.add_argument(
+        "--refine-weights", help="3D refinement network checkpoint (default: the shipped one)"
+    )
     parser.add_argument("--device", help="cpu, cuda or auto")
     parser.add_argument("--image-topic", default="/camera/color/image_raw")
     parser.add_argument("--camera-info-topic", default="/camera/color/camera_info")
@@ -339,11 +354,14 @@ def run(args) -> int:
     for key, value in (
         ("weights_path", args.weights),
         ("depth_weights_path", args.depth_weights),
+        ("refine_weights_path", args.refine_weights),
         ("device", args.device),
         ("world_frame", args.world_frame),
     ):
         if value:
             params[key] = value
+    if args.refinement:
+        params["refinement"] = args.refinement == "on"
     report = replay_bag(
         args.bag,
         args.output,

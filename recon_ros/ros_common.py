@@ -55,10 +55,12 @@ def run_node(node_class, name: str, num_threads: int, args=None) -> int:
     A node that cannot start (bad parameter, missing weights) logs why and returns 1 rather than
     printing a traceback.
     """
+    from rclpy.exceptions import ParameterException
+
     rclpy.init(args=args)
     try:
         node = node_class()
-    except (ValueError, FileNotFoundError, RuntimeError) as error:
+    except (ValueError, FileNotFoundError, RuntimeError, ParameterException) as error:
         rclpy.logging.get_logger(name).fatal(f"cannot start: {error}")
         rclpy.try_shutdown()
         return 1

@@ -15,6 +15,7 @@ same code. Outputs:
 from __future__ import annotations
 
 import threading
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -72,8 +73,10 @@ class SufficiencyNode(Node):
         self._counts_pub = self.create_publisher(Image, "~/counts", LATCHED_QOS)
         self.estimates = 0
         self._stop = threading.Event()
-        self._worker = threading.Thread(target=self._loop, name="sufficiency", daemon=True)
-        self._worker.start()
+        self._worker_restarts = 0
+        self._start_worker()
+        # The worker catches everything per frame; this watchdog restarts it should it die.
+        self.create_timer(1.0, self._supervise_worker)
         self.get_logger().info(
             f"sufficiency_node ready: weights {weights}, m = {self._estimator.m}, k = "
             f"{self._estimator.k}, threshold {self._estimator.threshold:g}, device "
@@ -81,20 +84,40 @@ class SufficiencyNode(Node):
             f"'{self.resolve_topic_name(self._input.image_topic)}'"
         )
 
+    def _start_worker(self) -> None:
+        self._worker = threading.Thread(target=self._loop, name="sufficiency", daemon=True)
+        self._worker.start()
+
+    def _supervise_worker(self) -> None:
+        if self._worker.is_alive() or self._stop.is_set():
+            return
+        self._worker_restarts += 1
+        self.get_logger().error(
+            f"the sufficiency worker died; restarting it (restart {self._worker_restarts})"
+        )
+        self._start_worker()
+
     def _loop(self) -> None:
         while not self._stop.is_set():
-            frame = self._input.next_frame(timeout_s=0.1)
-            if frame is None:
-                continue
+            frame = None
             try:
+                frame = self._input.next_frame(timeout_s=0.1)
+                if frame is None:
+                    continue
                 result = self._estimator.update(
                     frame.rgb, frame.camera.K, frame.T_world_cam, frame.header
                 )
+                if result is not None and not self._stop.is_set():
+                    self._publish(result)
             except ValueError as error:
-                self._input.drop("rejected", f"stamp {frame.stamp_ns / 1e9:.3f}: {error}")
-                continue
-            if result is not None:
-                self._publish(result)
+                where = f"stamp {frame.stamp_ns / 1e9:.3f}: " if frame is not None else ""
+                self._input.drop("rejected", f"{where}{error}")
+            except Exception as error:  # one bad frame must never stop the estimates
+                where = f"stamp {frame.stamp_ns / 1e9:.3f}: " if frame is not None else ""
+                self._input.drop(
+                    "internal_error",
+                    f"{where}{type(error).__name__}: {error}\n{traceback.format_exc(limit=6)}",
+                )
 
     def _publish(self, result) -> None:
         from recon_ros.msg import FrameSufficiency
@@ -124,8 +147,12 @@ class SufficiencyNode(Node):
         self.estimates += 1
 
     def destroy_node(self):
-        self._stop.set()
-        self._worker.join(timeout=5.0)
+        # Also called on a node whose start failed half way (rclpy destroys it at shutdown).
+        stop, worker = getattr(self, "_stop", None), getattr(self, "_worker", None)
+        if stop is not None:
+            stop.set()
+        if worker is not None:
+            worker.join(timeout=5.0)
         return super().destroy_node()
 
 

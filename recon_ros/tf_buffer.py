@@ -204,6 +204,14 @@ class TransformBuffer:
         with self._lock:
             self._links.clear()
 
+    def clear_dynamic(self) -> int:
+        """Forget every non-static link (a reset); returns how many were forgotten."""
+        with self._lock:
+            dynamic = [child for child, link in self._links.items() if not link.static]
+            for child in dynamic:
+                del self._links[child]
+        return len(dynamic)
+
     # --- queries -------------------------------------------------------------------------
 
     def frames(self) -> list[str]:

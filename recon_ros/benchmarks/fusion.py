@@ -88,14 +88,18 @@ def _stats(samples: list[float]) -> dict:
     }
 
 
-def timed_walk(device: str, frames: int, depth_model, seed: int) -> dict:
-    """The RGB-only walk: per-keyframe and per-update stage times."""
+def timed_walk(device: str, frames: int, depth_model, seed: int, refine_model=None) -> dict:
+    """The RGB-only walk: per-keyframe and per-update stage times (with ``refine_model``: the
+    3D refinement of the remeshed surface chunks, inside meshing, timed on its own too)."""
     texture = np.random.default_rng(seed).integers(0, 256, (4096, 3), dtype=np.uint8)
     config = ReconstructorConfig(
         device=device, keyframe_min_translation=0.0, keyframe_min_rotation_deg=0.0
     )
-    rec = AtlasReconstructor(None, config, depth_model=depth_model)
+    rec = AtlasReconstructor(None, config, depth_model=depth_model, refine_model=refine_model)
     samples: dict[str, list[float]] = {"update": [], "meshing": []}
+    if rec.refiner is not None:
+        samples["refine"] = []
+        blocks: list[int] = []
     for i, T in enumerate(loop_walk(frames)):
         _, image = room_view(T, texture)
         rec.integrate(image, K, T, 0.1 * i)
@@ -106,13 +110,36 @@ def timed_walk(device: str, frames: int, depth_model, seed: int) -> dict:
             start = time.perf_counter()
             rec.mesh()
             samples["meshing"].append((time.perf_counter() - start) * 1e3)
+            if rec.refiner is not None:
+                samples["refine"].append(rec.refiner.last_seconds * 1e3)
+                blocks.append(rec.refiner.last_blocks)
     timings = rec.stats.timings
     result = {name: _stats(values) for name, values in samples.items()}
+    if rec.refiner is not None:
+        result["refine_blocks_mean"] = float(np.mean(blocks)) if blocks else 0.0
+        result["map_chunks"] = rec.map.num_chunks
     for stage in ("depth", "fusion"):
         t = timings[stage]
         result[stage] = {"median_ms": t.last_ms, "mean_ms": t.mean_ms, "n": t.count}
     result["keyframes_fused"] = rec.stats.counters["keyframes_integrated"]
     return result
+
+
+def dense_refine_ms(refine_model, dims, device: str) -> float:
+    """One pass of the refinement network over the whole window (the dense alternative to
+    refining surface chunks), best of 2."""
+    net = refine_model.to(device).eval()
+    inputs = torch.zeros(1, net.config.in_channels, *dims, device=device)
+    inputs[:, 0] = 1.0
+    best = float("inf")
+    with torch.inference_mode():
+        for _ in range(2):
+            start = time.perf_counter()
+            net(inputs)
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            best = min(best, (time.perf_counter() - start) * 1e3)
+    return best
 
 
 def label_voting_cost(device: str, dims, frames: int, seed: int) -> dict:
@@ -310,11 +337,22 @@ def format_result(result: dict) -> str:
         ("fusion (TSDF, colour, labels)", "fusion", "per keyframe"),
         ("window -> map", "update", "per update"),
         ("meshing (cached chunks)", "meshing", "per update"),
+        ("3D refinement (surface chunks)", "refine", "per update, inside meshing"),
     ):
+        if key not in result["walk"]:
+            continue
         s = result["walk"][key]
         lines.append(
             f"  {label:32s} {s['median_ms']:8.1f} ms last/median {s['mean_ms']:8.1f} ms "
             f"mean  ({unit}, n={s['n']})"
+        )
+    if "refine_dense_ms" in result:
+        walk = result["walk"]
+        lines.append(
+            f"  3D refinement: {walk['refine_blocks_mean']:.1f} surface blocks per update "
+            f"({walk['map_chunks']} map chunks) vs one dense pass over the window "
+            f"{result['refine_dense_ms']:.0f} ms: x"
+            f"{result['refine_dense_ms'] / max(walk['refine']['mean_ms'], 1e-6):.1f}"
         )
     labels = result["labels"]
     lines.append(
@@ -350,7 +388,7 @@ def run(args: argparse.Namespace) -> int:
         from recon_ros.benchmarks import atlas
 
         return atlas.run(args)
-    from recon_ros.weights import default_depth_weights
+    from recon_ros.weights import default_depth_weights, default_refine_weights
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -360,6 +398,12 @@ def run(args: argparse.Namespace) -> int:
         else [args.device]
     )
     weights = default_depth_weights()
+    refine_weights = default_refine_weights()
+    refine_model = None
+    if refine_weights is not None:
+        from recon_ros.core.refine_checkpoint import load_refine_net
+
+        refine_model, _ = load_refine_net(refine_weights)
     if weights is not None:
         from recon_ros.core.depth_checkpoint import load_depth_net
 
@@ -379,10 +423,15 @@ def run(args: argparse.Namespace) -> int:
             "window": list(ReconstructorConfig().window_dims),
             "depth_weights": str(weights) if weights else "random (none shipped)",
             "frames": args.frames,
-            "walk": timed_walk(device, args.frames, depth_model, args.seed),
+            "refine_weights": str(refine_weights) if refine_weights else None,
+            "walk": timed_walk(device, args.frames, depth_model, args.seed, refine_model),
             "labels": label_voting_cost(device, ReconstructorConfig().window_dims, 8, args.seed),
             "sweep": sweep_ratio(depth_model.config, args.seed),
         }
+        if refine_model is not None:
+            result["refine_dense_ms"] = dense_refine_ms(
+                refine_model, ReconstructorConfig().window_dims, device
+            )
         if device == "cpu":
             result["open3d"] = open3d_ratio(8, args.seed)
         if not args.no_memory:

@@ -78,7 +78,8 @@ def load_checkpoint(
         payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # torch raises several types for foreign or corrupt files
         raise ValueError(
-            f"checkpoint: {path} is not a loadable weights-only torch file ({error})"
+            f"checkpoint: {path} is not a loadable weights-only torch file "
+            f"({type(error).__name__}: {str(error).strip().splitlines()[0][:200]})"
         ) from error
     if not isinstance(payload, dict) or payload.get("format") != checkpoint_format:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
@@ -121,6 +122,33 @@ def load_state_into(
             f"{'...' if len(unexpected) > 5 else ''}, shapes {mismatched[:5]}"
         )
     model.load_state_dict(state_dict, strict=True)
+
+
+def load_model(
+    path: str | os.PathLike,
+    device: str | torch.device,
+    checkpoint_format: str,
+    config_class,
+    model_class,
+) -> tuple[torch.nn.Module, dict]:
+    """The ``model_class(config_class.from_dict(model_config))`` a checkpoint of
+    ``checkpoint_format`` describes, with its weights, on ``device``, in eval mode, and its
+    metadata.
+
+    Raises:
+        FileNotFoundError: no file at ``path``.
+        ValueError: bad file (see ``load_checkpoint``), a config this code cannot build, or
+            weights that do not fit it.
+    """
+    device = resolve_device(device)
+    state_dict, metadata = load_checkpoint(path, "cpu", checkpoint_format)
+    try:
+        config = config_class.from_dict(metadata["model_config"])
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"checkpoint: {path} has an unusable model_config ({error})") from error
+    model = model_class(config)
+    load_state_into(model, state_dict, str(path))
+    return model.to(device).eval(), metadata
 
 
 def load_atlas_model(

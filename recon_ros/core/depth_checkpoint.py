@@ -7,9 +7,8 @@ from pathlib import Path
 
 import torch
 
-from recon_ros.core.checkpoint import load_checkpoint, load_state_into, save_checkpoint
+from recon_ros.core.checkpoint import load_model, save_checkpoint
 from recon_ros.core.depth_net import DepthNetConfig, MVSDepthNet
-from recon_ros.core.device import resolve_device
 
 DEPTH_CHECKPOINT_FORMAT = "recon_ros.mvs_depth"
 
@@ -34,12 +33,4 @@ def load_depth_net(
         FileNotFoundError: no file at ``path``.
         ValueError: not a depth-network checkpoint, or weights that do not fit its config.
     """
-    device = resolve_device(device)
-    state_dict, metadata = load_checkpoint(path, "cpu", DEPTH_CHECKPOINT_FORMAT)
-    try:
-        config = DepthNetConfig.from_dict(metadata["model_config"])
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"checkpoint: {path} has an unusable model_config ({error})") from error
-    model = MVSDepthNet(config)
-    load_state_into(model, state_dict, str(path))
-    return model.to(device).eval(), metadata
+    return load_model(path, device, DEPTH_CHECKPOINT_FORMAT, DepthNetConfig, MVSDepthNet)

@@ -327,26 +327,21 @@ class MVSDepthNet(nn.Module):
         ncc_sum = 0.0
         valid_sum = 0.0
         for s in range(count):
-            # The grey-level NCC and the sampling geometry need no gradient: only the learned
-            # features are differentiated through the warp.
-            with torch.no_grad():
-                grey, valid = warp_to_planes(
-                    grey_src[:, s],
-                    K_ref_half,
-                    K_src_half[:, s],
-                    T_src_ref[:, s],
-                    self.plane_depths,
-                    (height, width),
-                )
-                ncc = local_ncc(grey_ref, grey, valid, cfg.ncc_window)
-            features, _ = warp_to_planes(
-                source_half[:, s],
+            # Features and grey image share one warp (one sampling grid, one grid_sample).
+            warped, valid = warp_to_planes(
+                torch.cat([source_half[:, s], grey_src[:, s].to(source_half.dtype)], dim=1),
                 K_ref_half,
                 K_src_half[:, s],
                 T_src_ref[:, s],
                 self.plane_depths,
                 (height, width),
             )
+            features = warped[:, : cfg.match_channels]
+            # The grey-level NCC needs no gradient: only the learned features are
+            # differentiated through the warp.
+            with torch.no_grad():
+                ncc = local_ncc(grey_ref, warped[:, cfg.match_channels :].detach(), valid,
+                                cfg.ncc_window)  # fmt: skip
             correlation = (
                 features.view(batch, cfg.groups, group_size, -1, height, width) * ref_groups
             ).mean(dim=2)
@@ -454,6 +449,9 @@ class DepthLossWeights:
     log_l1: float = 1.0
     gradient: float = 0.5
     semantic: float = 0.5
+    # Per-class weights of the semantic cross-entropy ((classes,) or None: unweighted). Rare
+    # classes (small objects) otherwise vanish under floor and wall.
+    semantic_class_weights: torch.Tensor | None = None
 
 
 def depth_losses(
@@ -506,8 +504,11 @@ def depth_losses(
     gy = (diff[..., 1:, :] - diff[..., :-1, :]).abs() * valid_f[..., 1:, :] * valid_f[..., :-1, :]
     losses["gradient"] = (gx.sum() + gy.sum()) / count
     if semantic_gt is not None:
+        class_weights = weights.semantic_class_weights
+        if class_weights is not None:
+            class_weights = class_weights.to(output.semantic_logits)
         losses["semantic"] = F.cross_entropy(
-            output.semantic_logits, semantic_gt, ignore_index=ignore_label
+            output.semantic_logits, semantic_gt, weight=class_weights, ignore_index=ignore_label
         )
         if not torch.isfinite(losses["semantic"]):  # every pixel ignored
             losses["semantic"] = output.semantic_logits.sum() * 0.0

@@ -127,6 +127,9 @@ class GlobalMap:
         self._mesh_cache: dict[ChunkKey, _MeshCacheEntry] = {}
         #: Chunks the last ``mesh`` call had to (re)mesh; the others came from the cache.
         self.chunks_remeshed_last_call = 0
+        #: Optional ``core.surface_refiner.SurfaceRefiner``: meshes show its refined TSDF and
+        #: labels while the chunks keep the fused values.
+        self.refiner = None
         self._lock = threading.RLock()
 
     # --- bookkeeping -------------------------------------------------------------------------
@@ -341,14 +344,38 @@ class GlobalMap:
         size = self.chunk_size
         return self.read_region(np.asarray(key) * size, (size + 1,) * 3)
 
+    def set_refiner(self, refiner) -> None:
+        """Mesh through ``refiner`` (a ``SurfaceRefiner``; None: the fused TSDF as it is). Its
+        halo must not exceed a chunk."""
+        if refiner is not None and refiner.halo > self.chunk_size:
+            raise ValueError(
+                f"refiner: halo {refiner.halo} exceeds the chunk size {self.chunk_size}"
+            )
+        with self._lock:
+            self.refiner = refiner
+            self._mesh_cache.clear()
+
     def _mesh_stamp(self, key: ChunkKey) -> tuple:
+        # A refined chunk also reads its other neighbours as context, but is remeshed only when
+        # it or its apron changes: the refinement's cost follows the changed surface.
+        refiner = self.refiner
         neighbours = (
             tuple(k + d for k, d in zip(key, offset, strict=True)) for offset in _APRON_OFFSETS
         )
         return (
+            None if refiner is None else refiner.version,
             self.chunks[key].version,
             *(self.chunks[n].version if n in self.chunks else None for n in neighbours),
         )
+
+    def _mesh_arrays(self, key: ChunkKey, refiner) -> dict[str, np.ndarray]:
+        """What meshing a chunk reads: its (S+1)^3 arrays, or with a refiner the block with the
+        refiner's halo around it."""
+        if refiner is None:
+            return self._padded_arrays(key)
+        size = self.chunk_size
+        start = np.asarray(key) * size - refiner.halo
+        return self.read_region(start, (refiner.block_edge(size),) * 3)
 
     def mesh(self) -> Mesh:
         """Mesh of the whole map (colours = image colours; see ``colorize_mesh``), remeshing only
@@ -362,23 +389,36 @@ class GlobalMap:
         they derive from a chunk (e.g. marker points) by ``(key, stamp)``. The meshes are the
         cache's own objects: do not modify them."""
         with self._lock:
+            refiner = self.refiner
             stale = []
             for key in self.chunks:
                 stamp = self._mesh_stamp(key)
                 entry = self._mesh_cache.get(key)
                 if entry is None or entry.stamp != stamp:
-                    stale.append((key, stamp, self._padded_arrays(key)))
-        # Marching cubes outside the lock so merges are not held up.
+                    stale.append((key, stamp, self._mesh_arrays(key, refiner)))
+        # Refinement and marching cubes outside the lock so merges are not held up.
+        keep = self.chunk_size + 1
+        refined = [None] * len(stale)
+        if refiner is not None and stale:
+            refined = refiner.refine([arrays for _, _, arrays in stale], keep)
+        inner = slice(0, keep) if refiner is None else slice(refiner.halo, refiner.halo + keep)
         fresh = []
-        for key, stamp, arrays in stale:
+        for (key, stamp, block), better in zip(stale, refined, strict=True):
+            arrays = {name: array[inner, inner, inner] for name, array in block.items()}
+            if better is None:
+                tsdf, observed = arrays["tsdf"], arrays["weight"] >= self.min_mesh_weight
+                labels, confidence = arrays["label"], arrays["confidence"]
+            else:
+                tsdf, observed = better.tsdf, better.observed
+                labels, confidence = better.label, better.confidence
             origin = np.asarray(key) * self.chunk_size * self.voxel_size
             mesh = extract_mesh(
-                arrays["tsdf"],
-                arrays["weight"] >= self.min_mesh_weight,
+                tsdf,
+                observed,
                 origin,
                 self.voxel_size,
-                labels=arrays["label"],
-                confidence=arrays["confidence"],
+                labels=labels,
+                confidence=confidence,
                 rgb=arrays["rgb"],
                 saturation=self.saturation,
             )

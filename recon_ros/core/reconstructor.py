@@ -35,7 +35,7 @@ import os
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -68,13 +68,19 @@ from recon_ros.core.meshing import (
     semantic_point_cloud,
 )
 from recon_ros.core.model3d import DIMS_MULTIPLE
+from recon_ros.core.refine_checkpoint import load_refine_net
+from recon_ros.core.refine_net import SurfaceRefinerNet
+from recon_ros.core.surface_refiner import SurfaceRefiner
 from recon_ros.core.timing import StageTimer, StageTiming
 from recon_ros.core.tsdf_volume import RollingTSDFVolume
 from recon_ros.core.volume import RollingFeatureVolume
 from recon_ros.core.window_policy import (
+    AUTO_CAMERA_HEIGHTS,
     WindowPolicy,
     WindowPolicyConfig,
+    floor_from_depth,
     resolve_auto_mode,
+    up_axis_of,
     window_dims_for,
 )
 
@@ -414,6 +420,11 @@ class _State:
     last_camera_position: np.ndarray | None = None
     #: False until the first keyframe places the window (it waits around the world origin).
     window_placed: bool = False
+    #: ``window_mode "auto"`` without a plausible configured floor: the floor is looked for in
+    #: the keyframes' depth (``floor_estimate``: its height along world up once found).
+    floor_search: bool = False
+    floor_estimate: float | None = None
+    window_note_base: str = ""
 
 
 class AtlasReconstructor:
@@ -426,6 +437,9 @@ class AtlasReconstructor:
         depth_model: the multi-view depth network (``MVSDepthNet`` or checkpoint path) of the
             ``"fusion"`` pipeline: stereo depth and semantic labels. None: sensor depth only,
             without labels.
+        refine_model: the 3D refinement network (``SurfaceRefinerNet`` or checkpoint path) of the
+            ``"fusion"`` pipeline: meshes show its refined TSDF and labels of the chunks with
+            fused surface (``core.surface_refiner``). None: fusion alone.
     """
 
     def __init__(
@@ -433,6 +447,7 @@ class AtlasReconstructor:
         model: AtlasModel | str | os.PathLike | None = None,
         config: ReconstructorConfig | None = None,
         depth_model: MVSDepthNet | str | os.PathLike | None = None,
+        refine_model: SurfaceRefinerNet | str | os.PathLike | None = None,
     ) -> None:
         self.config = config or ReconstructorConfig()
         self.device = resolve_device(self.config.device)
@@ -501,6 +516,29 @@ class AtlasReconstructor:
             cfg.mesh_saturation,
             cfg.mesh_min_weight,
         )
+        self.refine_metadata: dict = {}
+        self.refiner = None
+        if refine_model is not None:
+            if self.pipeline != "fusion":
+                raise ValueError("refine_model: the 3D refinement runs on the fusion pipeline")
+            if isinstance(refine_model, (str, os.PathLike)):
+                refine_model, self.refine_metadata = load_refine_net(refine_model, self.device)
+            elif isinstance(refine_model, SurfaceRefinerNet):
+                self.refine_metadata = {"trained": None}
+            else:
+                raise ValueError(
+                    f"refine_model: expected a SurfaceRefinerNet or a checkpoint path, got "
+                    f"{type(refine_model).__name__}"
+                )
+            if tuple(refine_model.config.class_names) != tuple(self.class_names):
+                raise ValueError(
+                    f"refine_model: classes {refine_model.config.class_names} differ from the "
+                    f"depth network's {self.class_names}"
+                )
+            self.refiner = SurfaceRefiner(refine_model, device=self.device)
+            policy = cfg.window_policy_config()
+            self.refiner.set_up(policy.up_axis, int(policy.up_sign))
+            self.map.set_refiner(self.refiner)
         self._gate = KeyframeGate(cfg.keyframe_min_translation, cfg.keyframe_min_rotation_deg)
         synchronize = torch.cuda.synchronize if self.device.type == "cuda" else None
         self._timer = StageTimer(synchronize)
@@ -633,19 +671,20 @@ class AtlasReconstructor:
             )
         return self._integrate_atlas(image, camera, T_world_cam, float(stamp))
 
-    def _place_window(self, T_world_cam: np.ndarray) -> tuple[bool, bool]:
+    def _place_window(self, T_world_cam: np.ndarray, floor_view=None) -> tuple[bool, bool]:
         """Place or move the window for this keyframe (flushing unmerged frames into the map
-        first); returns (shifted, flushed). Caller holds ``_integrate_lock``."""
-        volume = self._volume
+        first); returns (shifted, flushed). ``floor_view``: the keyframe's (depth, K,
+        T_world_depth), where the floor is still looked for. Caller holds ``_integrate_lock``."""
         placed = self._state.window_placed
+        if not placed and self.config.window_mode == "auto":
+            self._resolve_window_mode(T_world_cam)
+        if self._state.floor_search and floor_view is not None:
+            self._look_for_floor(T_world_cam, *floor_view)
+        volume = self._volume
         current = volume.origin_index if placed else None
         target = self.policy.next_origin_index(T_world_cam, current)
         shifted = flushed = False
         if not placed:
-            if self.config.window_mode == "auto":
-                self._resolve_window_mode(T_world_cam)
-                volume = self._volume
-                target = self.policy.next_origin_index(T_world_cam, None)
             with self._window_lock:
                 volume.reset(target)
                 self._load_window_from_map()
@@ -675,6 +714,43 @@ class AtlasReconstructor:
             self._volume = self._new_volume(self._initial_origin_index)
         self.policy = WindowPolicy(dims, self.voxel_size, self.config.chunk_size, resolved)
         self.window_note = note
+        self._state.window_note_base = note
+        self._state.floor_search = resolved.mode == "floor" and resolved.floor_z is None
+        if self.refiner is not None:  # blocks reach the refinement network gravity-aligned
+            axis, sign, _ = up_axis_of(T_world_cam)
+            self.refiner.set_up(axis, int(sign))
+
+    def _look_for_floor(self, T_world_cam, depth, K, T_world_depth) -> None:
+        """Auto placement without a known floor: the lowest surface a keyframe's depth sees
+        (``core.window_policy.floor_from_depth``) becomes the floor the window slides over when
+        the camera is at a plausible height above it; a floor found later lower by half a chunk
+        or more moves the window down to it."""
+        cfg = self.policy.config
+        seen = floor_from_depth(
+            depth.cpu().numpy() if hasattr(depth, "cpu") else np.asarray(depth),
+            np.asarray(K, dtype=np.float64),
+            T_world_depth,
+            cfg.up_axis,
+            cfg.up_sign,
+        )
+        if seen is None:
+            return
+        height = cfg.up_sign * float(np.asarray(T_world_cam)[cfg.up_axis, 3]) - seen
+        low, high = AUTO_CAMERA_HEIGHTS
+        if not low <= height <= high:
+            return
+        current = self._state.floor_estimate
+        if current is not None and seen > current - 0.5 * self.config.chunk_size * self.voxel_size:
+            return
+        self._state.floor_estimate = seen
+        self.policy = WindowPolicy(
+            self.window_dims, self.voxel_size, self.config.chunk_size, replace(cfg, floor_z=seen)
+        )
+        name = f"{'+' if cfg.up_sign > 0 else '-'}{'xyz'[cfg.up_axis]}"
+        self.window_note = (
+            f"{self._state.window_note_base}; floor found in the depth at {seen:.2f} m along "
+            f"{name} (camera {height:.2f} m above it): the window slides over it"
+        )
 
     def _load_window_from_map(self) -> None:
         """Fusion: voxels entering the window start from the map (``core.tsdf_volume``)."""
@@ -701,7 +777,9 @@ class AtlasReconstructor:
             if result.source == "waiting":
                 self._count("keyframes_waiting_for_partners")
                 return IntegrateResult(False, "waiting_for_partners", stamp=stamp)
-            shifted, flushed = self._place_window(T_world_cam)
+            shifted, flushed = self._place_window(
+                T_world_cam, (result.depth, result.K, result.T_world_depth)
+            )
             with self._timer.measure("fusion"), self._window_lock, torch.inference_mode():
                 seen = self._volume.integrate(
                     result.depth,

@@ -42,7 +42,8 @@ class WindowPolicyConfig:
     vertical_offset: float = 0.0
     hysteresis: float = 0.16
     #: The world axis pointing up (0, 1, 2 = x, y, z) and its sign: ``"floor"`` slides the window
-    #: in the plane across it. ``floor_z`` applies to a +z up axis only.
+    #: in the plane across it. ``floor_z`` is the floor's height along that up direction
+    #: (``up_sign * position[up_axis]``; z in a z-up world).
     up_axis: int = 2
     up_sign: float = 1.0
 
@@ -99,12 +100,18 @@ def resolve_auto_mode(
             f"of the camera's image-up direction (nearest {name}, {tilt:.0f} deg)",
         )
     offset = window_height / 2.0 - AUTO_DEPTH_BELOW_CAMERA
+    follow = replace(
+        config, mode="floor", up_axis=axis, up_sign=sign, floor_z=None, vertical_offset=offset
+    )
+    until = (
+        f"the window slides across {name} at the camera's height, reaching "
+        f"{AUTO_DEPTH_BELOW_CAMERA} m below it, until the floor is found in the depth"
+    )
     if axis != 2 or sign < 0:
         return (
-            replace(config, mode="floor", up_axis=axis, up_sign=sign, vertical_offset=offset),
-            f"world up is {name} (the camera's image-up direction is {tilt:.0f} deg from it, "
-            f"as in a visual-SLAM world): the window slides across {name} and reaches "
-            f"{AUTO_DEPTH_BELOW_CAMERA} m below the camera",
+            follow,
+            f"world up is {name} (the camera's image-up direction is {tilt:.0f} deg from it, as "
+            f"in a visual-SLAM world): {until}",
         )
     height = (
         float(np.asarray(T_world_cam)[2, 3] - config.floor_z)
@@ -119,10 +126,26 @@ def resolve_auto_mode(
             f"(camera {height:.2f} m above it)",
         )
     return (
-        replace(config, mode="floor", floor_z=None, vertical_offset=offset),
+        follow,
         f"world up is +z, but the camera is not at a camera height above the configured floor: "
-        f"the window keeps the camera's height and reaches {AUTO_DEPTH_BELOW_CAMERA} m below it",
+        f"{until}",
     )
+
+
+def floor_from_depth(
+    depth: np.ndarray, K: np.ndarray, T_world_cam: np.ndarray, up_axis: int, up_sign: float
+) -> float | None:
+    """The floor's height along world up as one depth map sees it: the 2nd percentile of its
+    points' heights (robust to a few outliers), or None with too few points."""
+    v, u = np.nonzero(depth > 0)
+    if len(v) < 100:
+        return None
+    z = depth[v, u].astype(np.float64)
+    x = (u - K[0, 2]) / K[0, 0] * z
+    y = (v - K[1, 2]) / K[1, 1] * z
+    T = np.asarray(T_world_cam, dtype=np.float64)
+    heights = up_sign * (np.stack([x, y, z], 1) @ T[:3, :3].T[:, up_axis] + T[up_axis, 3])
+    return float(np.percentile(heights, 2.0))
 
 
 def window_dims_for(dims: Sequence[int], config: WindowPolicyConfig) -> tuple[int, int, int]:
@@ -172,11 +195,8 @@ class WindowPolicy:
 
     @property
     def _fixed_floor(self) -> bool:
-        """The vertical placement comes from ``floor_z`` (a +z up world with a floor height)."""
-        cfg = self.config
-        return (
-            cfg.mode == "floor" and cfg.floor_z is not None and cfg.up_axis == 2 and cfg.up_sign > 0
-        )
+        """The vertical placement comes from ``floor_z`` (a floor height along world up)."""
+        return self.config.mode == "floor" and self.config.floor_z is not None
 
     def centre_of(self, origin_index: np.ndarray) -> np.ndarray:
         """(3,) world centre of the window whose voxel (0, 0, 0) has ``origin_index``."""
@@ -187,8 +207,15 @@ class WindowPolicy:
         continuous = np.asarray(centre) / self.voxel_size - (self.dims - 1) / 2.0
         index = np.round(continuous / self.chunk_size).astype(np.int64) * self.chunk_size
         if self._fixed_floor:
-            bottom = (self.config.floor_z - self.config.floor_margin) / self.voxel_size
-            index[2] = int(np.floor(bottom / self.chunk_size)) * self.chunk_size
+            cfg = self.config
+            up = cfg.up_axis
+            # The window's floor side sits ``floor_margin`` below the floor, on the lattice.
+            floor_side = cfg.up_sign * (cfg.floor_z - cfg.floor_margin) / self.voxel_size
+            if cfg.up_sign > 0:
+                index[up] = int(np.floor(floor_side / self.chunk_size)) * self.chunk_size
+            else:
+                top = int(np.ceil(floor_side / self.chunk_size)) * self.chunk_size
+                index[up] = top - int(self.dims[up])
         return index
 
     def next_origin_index(
@@ -206,7 +233,8 @@ class WindowPolicy:
         threshold = 0.5 * self.chunk_size * self.voxel_size + self.config.hysteresis
         if self._fixed_floor:
             # The vertical placement is fixed; only a changed floor setting moves it.
-            deviation[2] = 0.0 if snapped[2] == current[2] else np.inf
+            up = self.config.up_axis
+            deviation[up] = 0.0 if snapped[up] == current[up] else np.inf
         if np.any(deviation > threshold):
             return snapped
         return current

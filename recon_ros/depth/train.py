@@ -16,15 +16,12 @@ Example::
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from recon_ros.core.atomic_io import atomic_write
 from recon_ros.core.depth_checkpoint import save_depth_net
 from recon_ros.core.depth_net import (
     DepthLossWeights,
@@ -35,6 +32,12 @@ from recon_ros.core.depth_net import (
 )
 from recon_ros.depth.dataset import StereoDepthDataset, collate, find_scene_folders
 from recon_ros.training.metrics import depth_metrics
+from recon_ros.training.run_folder import (
+    RunFolder,
+    adamw_without_decay_on_biases,
+    balanced_class_weights,
+    scheduled_lr,
+)
 
 
 def add_train_parser(subparsers) -> argparse.ArgumentParser:
@@ -61,15 +64,23 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-randomise", action="store_true", help="train on clean renders")
     parser.add_argument("--planes", type=int, default=64)
+    parser.add_argument(
+        "--keep-snapshots",
+        action="store_true",
+        help="also keep the weights of every validation step (OUT/snapshots/step_N.pt)",
+    )
+    parser.add_argument(
+        "--semantic-weight", type=float, default=0.5, help="weight of the semantic loss term"
+    )
+    parser.add_argument(
+        "--semantic-balance",
+        type=float,
+        default=0.0,
+        help="class weights of the semantic loss ~ pixel frequency^-BALANCE (0: unweighted, "
+        "0.5: inverse square root), measured on training frames",
+    )
     parser.set_defaults(func=run)
     return parser
-
-
-def _lr_at(step: int, total: int, base: float, warmup: int) -> float:
-    if step < warmup:
-        return base * (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return base * (0.05 + 0.95 * 0.5 * (1.0 + math.cos(math.pi * progress)))
 
 
 def validation_indices(dataset: StereoDepthDataset, count: int, seed: int) -> list[int]:
@@ -87,7 +98,8 @@ def validate(model: MVSDepthNet, dataset: StereoDepthDataset, indices: list[int]
     the semantic pixel accuracy."""
     model.eval()
     rows_net, rows_wta = [], []
-    correct = labelled = 0
+    classes = model.config.num_classes
+    confusion = np.zeros((classes, classes), dtype=np.int64)
     for index in indices:
         sample = dataset.sample(index, partners=2)
         if sample is None:
@@ -98,17 +110,40 @@ def validate(model: MVSDepthNet, dataset: StereoDepthDataset, indices: list[int]
         wta = winner_take_all_depth(output.ncc, model.config)
         rows_wta.append(depth_metrics(wta[0].numpy(), batch.depth[0].numpy()))
         labels = output.semantic_logits.argmax(1)[0]
-        known = batch.semantic[0] != 255
-        correct += int((labels[known] == batch.semantic[0][known]).sum())
-        labelled += int(known.sum())
+        known = batch.semantic[0] < classes
+        truth = batch.semantic[0][known].numpy()
+        confusion += np.bincount(
+            truth * classes + labels[known].numpy(), minlength=classes * classes
+        ).reshape(classes, classes)
     model.train()
     result = {}
     for prefix, rows in (("", rows_net), ("wta_", rows_wta)):
         for key in rows[0] if rows else ():
             result[prefix + key] = float(np.nanmean([r[key] for r in rows]))
-    result["semantic_accuracy"] = correct / max(1, labelled)
+    result["semantic_accuracy"] = float(np.trace(confusion) / max(1, confusion.sum()))
+    union = confusion.sum(0) + confusion.sum(1) - np.diag(confusion)
+    present = confusion.sum(1) > 0
+    result["semantic_miou"] = float(
+        np.mean(np.diag(confusion)[present] / np.maximum(union[present], 1))
+    )
     result["samples"] = len(rows_net)
     return result
+
+
+def semantic_class_weights(
+    dataset: StereoDepthDataset, classes: int, balance: float, frames: int, seed: int
+) -> torch.Tensor:
+    """(classes,) loss weights ~ frequency^-balance over ``frames`` training frames
+    (``balanced_class_weights``)."""
+    rng = np.random.default_rng(seed)
+    counts = np.zeros(classes, dtype=np.float64)
+    for index in rng.integers(0, len(dataset), size=frames):
+        sample = dataset.sample(int(index), partners=2)
+        if sample is None:
+            continue
+        labels = sample.semantic.numpy().ravel()
+        counts += np.bincount(labels[labels < classes], minlength=classes)
+    return balanced_class_weights(counts, balance)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -126,61 +161,38 @@ def run(args: argparse.Namespace) -> int:
     val_ids = validation_indices(val, args.val_samples, args.seed)
     config = DepthNetConfig(planes=args.planes)
     model = MVSDepthNet(config)
-    decay = [p for n, p in model.named_parameters() if p.ndim > 1]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim <= 1]
-    optimiser = torch.optim.AdamW(
-        [
-            {"params": decay, "weight_decay": args.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ],
-        lr=args.lr,
-    )
-    last_path, best_path = args.out / "last.pt", args.out / "best.pt"
-    history_path = args.out / "history.jsonl"
-    step, best, history = 0, math.inf, []
-    if last_path.is_file():
-        state = torch.load(last_path, map_location="cpu", weights_only=True)
-        model.load_state_dict(state["model"])
-        optimiser.load_state_dict(state["optimiser"])
-        step, best = int(state["step"]), float(state["best"])
-        if history_path.is_file():
-            history = [json.loads(line) for line in history_path.read_text().splitlines() if line]
-        print(f"resumed at step {step} (best val AbsRel {best:.4f})", flush=True)
-    rng = np.random.default_rng((args.seed, step))
-    weights = DepthLossWeights()
+    optimiser = adamw_without_decay_on_biases(model, args.lr, args.weight_decay)
+    run = RunFolder(args.out, "multi-view depth network")
+    if run.resume(model, optimiser):
+        print(f"resumed at step {run.step} (best val AbsRel {run.best:.4f})", flush=True)
+    rng = np.random.default_rng((args.seed, run.step))
+    weights = DepthLossWeights(semantic=args.semantic_weight)
+    if args.semantic_balance > 0:
+        weights.semantic_class_weights = semantic_class_weights(
+            train, config.num_classes, args.semantic_balance, frames=200, seed=args.seed
+        )
+        print(
+            "semantic class weights: "
+            + " ".join(f"{w:.2f}" for w in weights.semantic_class_weights.tolist()),
+            flush=True,
+        )
     recipe = (
         f"recon-ros train depth --data {' '.join(args.data)} --val-data {' '.join(args.val_data)} "
         f"--out {args.out} --steps {args.steps} --batch-size {args.batch_size} --crop "
         f"{args.crop[0]} {args.crop[1]} --lr {args.lr} --threads {args.threads} --seed {args.seed}"
+        f" --semantic-weight {args.semantic_weight} --semantic-balance {args.semantic_balance}"
         f"{' --no-randomise' if args.no_randomise else ''}"
     )
-
-    def save_state() -> None:
-        payload = {
-            "model": model.state_dict(),
-            "optimiser": optimiser.state_dict(),
-            "step": step,
-            "best": best,
-        }
-        atomic_write(last_path, lambda f: torch.save(payload, f))
-        lines = "".join(json.dumps(h) + "\n" for h in history)
-        atomic_write(history_path, lambda f: f.write(lines.encode()))
-        try:
-            from recon_ros.training.plots import plot_history
-
-            plot_history(history, args.out / "curves.png", "multi-view depth network")
-        except Exception as error:  # a plot must never stop training
-            print(f"curves not written: {error}", flush=True)
 
     started = time.monotonic()
     model.train()
     running: dict[str, list[float]] = {}
-    while step < args.steps:
+    while run.step < args.steps:
         if args.minutes and (time.monotonic() - started) / 60.0 >= args.minutes:
-            print(f"time box of {args.minutes} min reached at step {step}", flush=True)
+            print(f"time box of {args.minutes} min reached at step {run.step}", flush=True)
             break
         # Scenes still being generated join as they are completed.
-        if step % 100 == 0 and len(find_scene_folders(args.data)) != len(train.sequences):
+        if run.step % 100 == 0 and len(find_scene_folders(args.data)) != len(train.sequences):
             train = training_set()
             print(f"training on {len(train.sequences)} scenes", flush=True)
         partners = int(rng.choice((2, 3)))
@@ -191,47 +203,58 @@ def run(args: argparse.Namespace) -> int:
                 samples.append(sample)
         batch = collate(samples)
         for group in optimiser.param_groups:
-            group["lr"] = _lr_at(step, args.steps, args.lr, args.warmup_steps)
+            group["lr"] = scheduled_lr(run.step, args.steps, args.lr, args.warmup_steps)
         output = model(batch.reference, batch.sources, batch.K_ref, batch.K_src, batch.T_src_ref)
         losses = depth_losses(output, batch.depth, batch.semantic, config, weights)
         optimiser.zero_grad(set_to_none=True)
         losses["total"].backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
         optimiser.step()
-        step += 1
+        run.step += 1
         for key, value in losses.items():
             running.setdefault(key, []).append(float(value.detach()))
-        if step % args.log_every == 0:
-            record = {"kind": "train", "step": step, "lr": optimiser.param_groups[0]["lr"]}
+        if run.step % args.log_every == 0:
+            record = {"kind": "train", "step": run.step, "lr": optimiser.param_groups[0]["lr"]}
             record.update({k: float(np.mean(v)) for k, v in running.items()})
-            record["temperature"] = float(model.ncc_temperature)
+            record["temperature"] = float(model.ncc_temperature.detach())
             running.clear()
-            history.append(record)
+            run.history.append(record)
             elapsed = (time.monotonic() - started) / 60.0
             print(
-                f"step {step} loss {record['total']:.3f} plane {record['plane']:.3f} "
+                f"step {run.step} loss {record['total']:.3f} plane {record['plane']:.3f} "
                 f"logl1 {record['log_l1']:.3f} sem {record['semantic']:.3f} ({elapsed:.1f} min)",
                 flush=True,
             )
-        if step % args.val_every == 0 or step == args.steps:
+        if run.step % args.val_every == 0 or run.step == args.steps:
             metrics = validate(model, val, val_ids)
-            history.append({"kind": "val", "step": step, **metrics})
+            run.history.append({"kind": "val", "step": run.step, **metrics})
             print(
-                f"val step {step}: AbsRel {metrics['abs_rel']:.4f} d1 {metrics['delta1']:.3f} "
+                f"val step {run.step}: AbsRel {metrics['abs_rel']:.4f} d1 {metrics['delta1']:.3f} "
                 f"(NCC sweep {metrics['wta_abs_rel']:.4f} / {metrics['wta_delta1']:.3f}), "
-                f"semantic acc {metrics['semantic_accuracy']:.3f}",
+                f"semantic acc {metrics['semantic_accuracy']:.3f} "
+                f"mIoU {metrics['semantic_miou']:.3f}",
                 flush=True,
             )
-            if metrics["abs_rel"] < best:
-                best = metrics["abs_rel"]
+            if args.keep_snapshots:
                 save_depth_net(
                     model,
-                    best_path,
+                    args.out / "snapshots" / f"step_{run.step}.pt",
                     trained=True,
                     recipe=recipe,
-                    extra={"step": step, "validation": metrics},
+                    extra={"step": run.step, "validation": metrics},
                 )
-            save_state()
-    save_state()
-    print(f"stopped at step {step}; best val AbsRel {best:.4f}; {best_path}", flush=True)
+            if metrics["abs_rel"] < run.best:
+                run.best = metrics["abs_rel"]
+                save_depth_net(
+                    model,
+                    run.best_path,
+                    trained=True,
+                    recipe=recipe,
+                    extra={"step": run.step, "validation": metrics},
+                )
+            run.save(model, optimiser)
+    run.save(model, optimiser)
+    print(
+        f"stopped at step {run.step}; best val AbsRel {run.best:.4f}; {run.best_path}", flush=True
+    )
     return 0

@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
+from recon_ros.core.atomic_io import atomic_write
 from recon_ros.sufficiency.dataset import SampleConfig
-from recon_ros.sufficiency.fileio import atomic_write
 from recon_ros.sufficiency.linknet import LinkNet
 from recon_ros.sufficiency.preprocess import MEAN, STD
 
@@ -124,7 +124,13 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"checkpoint {str(path)!r} does not exist")
-    payload = torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:  # torch raises several types for foreign or corrupt files
+        raise ValueError(
+            f"checkpoint {str(path)!r} is not a loadable weights-only torch file "
+            f"({type(error).__name__}: {str(error).strip().splitlines()[0][:200]})"
+        ) from error
     meta = payload.get("metadata", {}) if isinstance(payload, dict) else {}
     if meta.get("format") != FORMAT:
         raise ValueError(f"checkpoint {str(path)!r} is not a {FORMAT} checkpoint")

@@ -19,10 +19,10 @@ import torch
 from matplotlib.figure import Figure
 from torch.utils.data import DataLoader
 
+from recon_ros.core.atomic_io import atomic_write_bytes
 from recon_ros.core.device import resolve_device
 from recon_ros.sufficiency.checkpoint import load_model
 from recon_ros.sufficiency.dataset import SampleConfig, SufficiencyDataset
-from recon_ros.sufficiency.fileio import atomic_write_bytes
 from recon_ros.sufficiency.metrics import summarize
 from recon_ros.sufficiency.sources import add_source_arguments, sequences_from_args
 from recon_ros.sufficiency.train import add_threads_argument, run_epoch, save_figure

@@ -22,6 +22,7 @@ from matplotlib.figure import Figure
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from recon_ros.core.atomic_io import atomic_write_bytes
 from recon_ros.core.device import resolve_device
 from recon_ros.sufficiency.checkpoint import (
     load_checkpoint,
@@ -31,7 +32,6 @@ from recon_ros.sufficiency.checkpoint import (
     set_rng_states,
 )
 from recon_ros.sufficiency.dataset import SampleConfig, SufficiencyDataset, split_specs
-from recon_ros.sufficiency.fileio import atomic_write_bytes
 from recon_ros.sufficiency.labels import IGNORE_LABEL
 from recon_ros.sufficiency.linknet import LinkNet, count_parameters
 from recon_ros.sufficiency.metrics import confusion_matrix, summarize

@@ -60,6 +60,11 @@ def reconstructor_config(args: argparse.Namespace):
         params["window_dims"] = list(args.window_dims)
     values = parameters.resolve(params)
     period = float(values["cnn_period_s"]) if args.cnn_period is None else args.cnn_period
+    if args.refinement is not None:
+        values["refinement"] = args.refinement == "on"
+    if args.refine_weights:
+        values["refine_weights_path"] = args.refine_weights
+    args.refinement_values = values
     return ReconstructorConfig.from_dict(parameters.core_config_dict(values)), period
 
 
@@ -73,7 +78,11 @@ def _report_rows(report: dict) -> list[tuple[str, dict]]:
     """(label, metrics) of every row in the report's order, the upper bound last."""
     labels = report.get("rows") or {"model": "model"}
     rows = [(labels[name], report[name]) for name in labels if report.get(name)]
-    if report.get("pipeline") == "fusion" and report.get("mvs_fusion"):
+    if (
+        report.get("pipeline") == "fusion"
+        and report.get("mvs_fusion")
+        and "mvs_fusion" not in labels
+    ):
         rows.insert(
             1,
             (
@@ -91,10 +100,15 @@ def markdown_report(report: dict) -> str:
     names = report["class_names"]
     rows = _report_rows(report)
     weights = []
-    for key in ("depth_weights", "weights"):
+    names_of = {
+        "depth_weights": "depth network",
+        "refine_weights": "3D refinement network",
+        "weights": "Atlas",
+    }
+    for key, what in names_of.items():
         if report.get(key):
             weights.append(
-                f"- {'depth network' if key == 'depth_weights' else 'Atlas'} weights: "
+                f"- {what} weights: "
                 f"`{report[key]}` (sha256 `{report[key + '_sha256'][:16]}...`, trained: "
                 f"{report.get(key + '_trained')})"
             )
@@ -254,7 +268,8 @@ def build_pipelines(args: argparse.Namespace, config) -> tuple[list, dict]:
     """
     from dataclasses import replace
 
-    from recon_ros.weights import WEIGHTS_DIR, default_depth_weights
+    from recon_ros.core.refine_checkpoint import load_refine_net
+    from recon_ros.weights import WEIGHTS_DIR, default_depth_weights, default_refine_weights
 
     rows: list[Pipeline] = []
     meta: dict = {"pipeline": config.pipeline}
@@ -276,9 +291,42 @@ def build_pipelines(args: argparse.Namespace, config) -> tuple[list, dict]:
             class_names=list(depth_model.config.class_names),
         )
         rgb_config = replace(config, depth_source="mvs")
-        rows.append(
-            Pipeline("model", "default: stereo depth fused (RGB)", rgb_config, None, depth_model)
+        values = getattr(args, "refinement_values", {})
+        refine_model = None
+        if values.get("refinement"):
+            refine_weights = (
+                Path(values["refine_weights_path"])
+                if values.get("refine_weights_path")
+                else default_refine_weights()
+            )
+            if refine_weights is None:
+                raise ValueError(
+                    "refinement is on but no 3D refinement weights ship: pass --refine-weights"
+                )
+            refine_model, refine_metadata = load_refine_net(refine_weights, "cpu")
+            meta.update(
+                refine_weights=str(refine_weights),
+                refine_weights_sha256=file_sha256(refine_weights),
+                refine_weights_trained=refine_metadata.get("trained"),
+            )
+        label = (
+            "default: stereo depth fused, 3D refinement on top (RGB)"
+            if refine_model is not None
+            else "default: stereo depth fused (RGB)"
         )
+        rows.append(
+            Pipeline("model", label, rgb_config, None, depth_model, refine_model=refine_model)
+        )
+        if refine_model is not None:
+            rows.append(
+                Pipeline(
+                    "mvs_fusion",
+                    "fusion of predicted depth alone (RGB)",
+                    rgb_config,
+                    None,
+                    depth_model,
+                )
+            )
         if not args.no_sensor_row:
             rows.append(
                 Pipeline(
@@ -288,6 +336,7 @@ def build_pipelines(args: argparse.Namespace, config) -> tuple[list, dict]:
                     None,
                     depth_model,
                     sensor_depth=True,
+                    refine_model=refine_model,
                 )
             )
     if atlas_weights is not None:
@@ -378,8 +427,8 @@ def run(args: argparse.Namespace) -> int:
     }
     for pipeline in pipelines[1:]:
         report[pipeline.name] = aggregate([s["rows"][pipeline.name] for s in scenes], num_classes)
-    if config.pipeline == "fusion" and "model" in report:
-        # No 3D refinement network runs on top yet: the default pipeline is fusion alone.
+    if config.pipeline == "fusion" and "model" in report and "mvs_fusion" not in report:
+        # No 3D refinement network runs on top: the default pipeline is fusion alone.
         report["mvs_fusion"] = report["model"]
     if args.frames_study:
         study_folders = folders[: args.frames_study_scenes]
@@ -422,6 +471,14 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
     )
     p.add_argument("--depth-weights", help="depth network checkpoint (default: the shipped one)")
     p.add_argument("--no-sensor-row", action="store_true", help="skip the sensor-depth row")
+    p.add_argument(
+        "--refinement",
+        choices=("on", "off"),
+        help="3D refinement network on top of fusion (default: the parameters' 'refinement')",
+    )
+    p.add_argument(
+        "--refine-weights", help="3D refinement network checkpoint (default: the shipped one)"
+    )
     p.add_argument("--layout", choices=LAYOUTS, default="auto")
     p.add_argument(
         "--frame-rate",

@@ -408,6 +408,7 @@ class Pipeline:
         model: the Atlas network (``"atlas"`` pipeline) or None.
         depth_model: the depth network (``"fusion"`` pipeline) or None.
         sensor_depth: offer the frames' depth to the reconstructor (the RGB-D path).
+        refine_model: the 3D refinement network on top of fusion, or None.
     """
 
     name: str
@@ -416,6 +417,7 @@ class Pipeline:
     model: object = None
     depth_model: object = None
     sensor_depth: bool = False
+    refine_model: object = None
 
 
 def reconstruct(
@@ -431,7 +433,9 @@ def reconstruct(
     from recon_ros.core.reconstructor import AtlasReconstructor
 
     started = time.monotonic()
-    reconstructor = AtlasReconstructor(pipeline.model, pipeline.config, pipeline.depth_model)
+    reconstructor = AtlasReconstructor(
+        pipeline.model, pipeline.config, pipeline.depth_model, pipeline.refine_model
+    )
     stage = reconstructor.stage
     depth_accumulator = DepthAccumulator()
     period_ns = int(cnn_period_s * 1e9)

@@ -45,3 +45,15 @@ def default_depth_weights() -> Path | None:
         if path.is_file():
             return path
     return None
+
+
+REFINE_CANDIDATES = ("refine_default.pt",)
+
+
+def default_refine_weights() -> Path | None:
+    """The 3D refinement network's checkpoint of the fusion pipeline, or None when none ships."""
+    for name in REFINE_CANDIDATES:
+        path = WEIGHTS_DIR / name
+        if path.is_file():
+            return path
+    return None

@@ -80,6 +80,8 @@ def test_rotated_world_gives_the_same_mesh():
     slam[:3, 3] = [0.3, -1.1, 2.0]
     rotated, rec = reconstruct(slam)
     assert "world up is -y" in rec.window_note
+    # the room's floor (1.1 m along -y in that world) is found in the first keyframe's depth
+    assert "floor found in the depth at 1.1" in rec.window_note, rec.window_note
     # Both lie on the room's walls (the grids differ by the world's sub-voxel offset, so the
     # meshes are compared with the room, not vertex by vertex) and cover the same surfaces.
     assert np.median(distance_to_room(rotated)) < 0.01

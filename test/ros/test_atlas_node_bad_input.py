@@ -12,6 +12,7 @@ from builtin_interfaces.msg import Time
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from recon_ros.msg import AtlasStatus
 from sensor_msgs.msg import CameraInfo, Image
+from std_srvs.srv import Trigger
 from tf2_msgs.msg import TFMessage
 
 from recon_ros import conversions as cv
@@ -26,6 +27,7 @@ SMALL_NODE = {
     "world_frame": "world",
     "tf_timeout_s": 0.3,
     "queue_size": 100,
+    "image_qos": "reliable",  # every image of a burst reaches the queue
     "log_throttle_s": 0.0,  # every warning, so the log can be checked for each cause
     "device": "cpu",
     "voxel_size_m": 0.08,
@@ -114,7 +116,13 @@ def test_bad_input_is_dropped_with_a_logged_reason(ros_node, start_node):
     send_image(100.5, height=0, width=0, step=0, data=array.array("B"))
     send_image(100.6, data=array.array("B", bytes(10)))
     expect("bad_image", 2, "bad_image twice")
+    # a header declaring 12288x9216 pixels is refused before any pixel is read (issue 9.1)
+    send_image(100.7, height=9216, width=12288, step=3 * 12288, data=array.array("B", bytes(10)))
+    expect("bad_image", 3, "bad_image for an oversized image")
     assert atlas.alive()
+    # one transform stamped a million seconds ahead of the clock is refused; it must not push
+    # the real poses out of the history (issue 9.2)
+    send_tf(time.time() + 1e6, T_world_cam)
 
     # the next good frames are integrated (from colour alone the first keyframe waits as a stereo
     # partner, the second, 0.2 m further on, is mapped)
@@ -128,17 +136,36 @@ def test_bad_input_is_dropped_with_a_logged_reason(ros_node, start_node):
     send_image(101.5)
     send_image(104.5)
     final = status.wait_for(
-        lambda m, _: m.frames_integrated >= 1 and m.frames_received == 9,
+        lambda m, _: m.frames_integrated >= 1 and m.frames_received == 10,
         60,
         "a good frame integrated",
         [atlas],
     )
-    assert final.frames_received == 9
+    assert final.frames_received == 10
     assert (
         final.frames_integrated + final.frames_not_keyframes + final.frames_dropped
         == final.frames_received
     )
     assert final.header.frame_id == "world"
+
+    # a reset with images still queued counts them under 'reset' (issue 9.4): 12 images whose
+    # frame has no transform each wait tf_timeout_s in the worker, so most are still queued
+    for i in range(12):
+        send_image(106.0 + 0.01 * i, frame="cam_without_tf")
+    status.wait_for(lambda m, _: m.frames_received == 22, 20, "the burst received", [atlas])
+    reply = ros_node.call(Trigger, "/atlas_node/reset", Trigger.Request())
+    assert reply.success and "queued images discarded" in reply.message
+    settled = status.wait_for(
+        lambda m, _: (
+            m.frames_integrated + m.frames_not_keyframes + m.frames_dropped == 22
+            and drops(m).get("reset", 0) > 0
+        ),
+        30,
+        "every image of the burst accounted for, some as 'reset'",
+        [atlas],
+    )
+    burst_no_pose = drops(settled)["no_pose"] - drops(final)["no_pose"]
+    assert drops(settled)["reset"] + burst_no_pose == 12
 
     log = atlas.log()
     for cause in (
@@ -150,6 +177,8 @@ def test_bad_input_is_dropped_with_a_logged_reason(ros_node, start_node):
         "encoding 'yuv422' is not supported",
         "empty image: 0x0",
         "data length 10 disagrees with step x height",
+        "more than max_image_pixels",
+        "s after the node's clock and newest image",
     ):
         assert cause in log, f"log lacks '{cause}':\n{log[-3000:]}"
     assert atlas.alive() and "Traceback" not in log

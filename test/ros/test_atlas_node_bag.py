@@ -134,7 +134,7 @@ def test_demo_bag_replayed_live(ros_node, start_node, tmp_path):
         SaveMap, "/atlas_node/save_map", SaveMap.Request(name="bag_test"), timeout=120
     )
     assert saved.success, saved.message
-    assert saved.mesh_path == str(tmp_path / "saved" / "bag_test.ply")
+    assert saved.mesh_path == str(tmp_path / "saved" / "bag_test" / "mesh.ply")
     ply = read_ply(saved.mesh_path)
     assert len(ply["faces"]) > 0 and set(ply) >= {
         "vertices",
@@ -143,7 +143,8 @@ def test_demo_bag_replayed_live(ros_node, start_node, tmp_path):
         "label",
         "confidence",
     }
-    assert (tmp_path / "saved" / "bag_test_map").is_dir()
+    assert saved.map_path == str(tmp_path / "saved" / "bag_test" / "map")
+    assert (tmp_path / "saved" / "bag_test" / "map" / "map.json").is_file()
 
     # reset clears the map: the mesh marker is deleted and the status shows no chunks
     assert ros_node.call(Trigger, "/atlas_node/reset", Trigger.Request()).success

@@ -235,3 +235,47 @@ def test_compressed_images_decode_and_garbage_is_refused():
     jpeg.data = array.array("B")
     with pytest.raises(ValueError, match="empty compressed image"):
         cv.compressed_to_rgb(jpeg)
+
+
+def png_declaring(width: int, height: int) -> bytes:
+    """A 1x1 PNG whose header (IHDR, with a valid CRC) claims ``width`` x ``height``: a few
+    bytes that would decode into gigabytes."""
+    import io
+    import struct
+    import zlib
+
+    from PIL import Image as PILImage
+
+    buffer = io.BytesIO()
+    PILImage.new("RGB", (1, 1)).save(buffer, format="PNG")
+    data = bytearray(buffer.getvalue())
+    ihdr = data.index(b"IHDR")
+    data[ihdr + 4 : ihdr + 12] = struct.pack(">II", width, height)
+    crc = zlib.crc32(bytes(data[ihdr : ihdr + 17]))
+    data[ihdr + 17 : ihdr + 21] = struct.pack(">I", crc)
+    return bytes(data)
+
+
+def test_oversized_images_are_refused_before_decoding():
+    """Issue 9.1: a 20000x20000 PNG header (PIL's decompression bomb) and a raw Image declaring
+    more pixels than max_image_pixels raise ValueError (a dropped frame), never anything else."""
+    from recon_ros.frames import FrameDropped, decode_rgb
+
+    msg = cv.rgb_to_compressed_msg(np.zeros((4, 4, 3), np.uint8), STAMP, "cam", "png")
+    msg.data = array.array("B", png_declaring(20000, 20000))
+    assert len(msg.data) < 100
+    with pytest.raises(ValueError, match="400000000 pixels"):  # PIL or our own check
+        cv.compressed_to_rgb(msg)
+    msg.data = array.array("B", png_declaring(3000, 2000))
+    with pytest.raises(ValueError, match="max_image_pixels = 1000000"):
+        cv.compressed_to_rgb(msg, max_pixels=1_000_000)
+    raw = Image(height=9216, width=12288, encoding="rgb8", step=3 * 12288)
+    with pytest.raises(ValueError, match="12288x9216"):
+        cv.image_to_rgb(raw)
+    with pytest.raises(FrameDropped, match="more than max_image_pixels") as dropped:
+        decode_rgb(raw)
+    assert dropped.value.reason == "bad_image"
+    tiny = raw_image(np.zeros((3, 4, 3), np.uint8), "rgb8")
+    with pytest.raises(FrameDropped, match="4x3 pixels is too small") as dropped:
+        decode_rgb(tiny)
+    assert dropped.value.reason == "bad_image"

@@ -108,3 +108,43 @@ def test_evaluate_fusion_pipeline_rows(tiny_eval_scene, tmp_path):
     assert report["model"]["fscore"] < sensor["fscore"]
     text = (out / "results.md").read_text()
     assert "sensor depth fused (RGB-D path)" in text and "per keyframe" in text
+
+
+def test_evaluate_with_refinement_reports_fusion_alone_beside_it(tiny_eval_scene, tmp_path):
+    """With the 3D refinement on, the default row is meshed through it and fusion alone is run
+    as its own row: a refiner that erases every surface empties the default row's mesh only."""
+    import torch
+
+    from recon_ros.core.depth_checkpoint import save_depth_net
+    from recon_ros.core.depth_net import DepthNetConfig, MVSDepthNet
+    from recon_ros.core.refine_checkpoint import save_refine_net
+    from recon_ros.core.refine_net import SurfaceRefinerNet
+
+    depth = save_depth_net(
+        MVSDepthNet(DepthNetConfig(image_size=(128, 96), planes=16, widths=(8, 8, 8, 8))),
+        tmp_path / "depth.pt",
+        trained=False,
+    )
+    eraser = SurfaceRefinerNet()
+    with torch.no_grad():
+        eraser.tsdf_head.bias.fill_(2.0)  # every voxel pushed to free space
+        eraser.occupancy_head.bias.fill_(-20.0)
+    refine = save_refine_net(eraser, tmp_path / "refine.pt", trained=False)
+    out = tmp_path / "eval"
+    code = main(
+        [
+            "evaluate", "atlas", "--depth-weights", str(depth), "--refinement", "on",
+            "--refine-weights", str(refine), "--data", str(tiny_eval_scene.parent), "--out",
+            str(out), "--window-dims", "96", "96", "64", "--device", "cpu", "--threads", "1",
+            "--no-upper-bound",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    report = json.loads((out / "results.json").read_text())
+    assert report["refine_weights_trained"] is False
+    assert report["model"]["fscore"] == 0.0
+    assert report["mvs_fusion"]["fscore"] > 0.0
+    assert report["sensor_fusion"]["fscore"] == 0.0  # the RGB-D row is refined too
+    text = (out / "results.md").read_text()
+    assert "3D refinement on top" in text and "fusion of predicted depth alone (RGB)" in text
+    assert "3D refinement network weights" in text

@@ -1,0 +1,105 @@
+"""What the step-based trainers of the fusion pipeline (``recon-ros train depth``, ``train
+refiner``) share: the learning-rate schedule, class weights for rare classes, and a resumable
+run folder (``last.pt`` with model, optimiser, step and best score; ``history.jsonl``;
+``curves.png``), written atomically."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from recon_ros.core.atomic_io import atomic_write
+from recon_ros.training.engine import lr_factor
+
+#: The schedule ends at this fraction of the base learning rate.
+FINAL_LR_FRACTION = 0.05
+
+
+def scheduled_lr(step: int, total: int, base: float, warmup: int) -> float:
+    """Linear warm-up, then cosine down to ``FINAL_LR_FRACTION`` of ``base`` at ``total``."""
+    return base * lr_factor(step, total, warmup, FINAL_LR_FRACTION)
+
+
+def adamw_without_decay_on_biases(
+    model: torch.nn.Module, lr: float, weight_decay: float
+) -> torch.optim.AdamW:
+    """AdamW with weight decay on weight matrices and kernels only (not biases or norms)."""
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]
+    return torch.optim.AdamW(
+        [
+            {"params": decay, "weight_decay": weight_decay},
+            {"params": no_decay, "weight_decay": 0.0},
+        ],
+        lr=lr,
+    )
+
+
+def balanced_class_weights(counts: np.ndarray, balance: float) -> torch.Tensor:
+    """(C,) loss weights ~ frequency^-balance from per-class counts, scaled so the average
+    labelled sample keeps weight 1; classes never seen get the largest weight."""
+    counts = np.asarray(counts, dtype=np.float64)
+    frequency = counts / max(1.0, counts.sum())
+    seen = frequency > 0
+    weights = np.ones(len(counts))
+    if seen.any():
+        weights[seen] = frequency[seen] ** -balance
+        weights[~seen] = weights[seen].max()
+        weights /= float((weights * frequency).sum())
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+class RunFolder:
+    """A resumable training run in ``folder``.
+
+    ``resume`` loads ``last.pt`` into the model and optimiser when it exists; ``save`` writes it
+    back with the history and the curves.
+    """
+
+    def __init__(self, folder: Path, title: str) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.title = title
+        self.last_path = self.folder / "last.pt"
+        self.best_path = self.folder / "best.pt"
+        self.history_path = self.folder / "history.jsonl"
+        self.step = 0
+        self.best = math.inf
+        self.history: list[dict] = []
+
+    def resume(self, model: torch.nn.Module, optimiser: torch.optim.Optimizer) -> bool:
+        """Continue from ``last.pt`` if there is one; returns whether it did."""
+        if not self.last_path.is_file():
+            return False
+        state = torch.load(self.last_path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        optimiser.load_state_dict(state["optimiser"])
+        self.step, self.best = int(state["step"]), float(state["best"])
+        if self.history_path.is_file():
+            lines = self.history_path.read_text().splitlines()
+            self.history = [json.loads(line) for line in lines if line]
+        return True
+
+    def save(self, model: torch.nn.Module, optimiser: torch.optim.Optimizer) -> None:
+        payload = {
+            "model": model.state_dict(),
+            "optimiser": optimiser.state_dict(),
+            "step": self.step,
+            "best": self.best,
+        }
+        buffer = io.BytesIO()
+        torch.save(payload, buffer)
+        atomic_write(self.last_path, lambda f: f.write(buffer.getvalue()))
+        lines = "".join(json.dumps(h) + "\n" for h in self.history)
+        atomic_write(self.history_path, lambda f: f.write(lines.encode()))
+        try:
+            from recon_ros.training.plots import plot_history
+
+            plot_history(self.history, self.folder / "curves.png", self.title)
+        except Exception as error:  # a plot must never stop training
+            print(f"curves not written: {error}", flush=True)

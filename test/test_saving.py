@@ -1,0 +1,83 @@
+"""Saving the map (atlas_node's save_map, ROS-free): one transaction per save, symlinks refused,
+unique default names, stale temporaries removed, files readable by others (issue 9.5)."""
+
+import os
+import stat
+import time
+
+import numpy as np
+import pytest
+
+from recon_ros.core.atomic_io import TEMPORARY_DIRECTORY_TAG, atomic_directory
+from recon_ros.core.reconstructor import AtlasReconstructor, ReconstructorConfig
+from recon_ros.ply import read_ply
+from recon_ros.reconstruction import save_map_outputs
+
+
+@pytest.fixture(scope="module")
+def mapped():
+    """A reconstructor with a small map (sensor depth of a wall 1.5 m ahead)."""
+    config = ReconstructorConfig(
+        device="cpu",
+        depth_source="sensor",
+        window_dims=(32, 32, 32),
+        chunk_size=8,
+        voxel_size=0.08,
+        keyframe_min_translation=0.0,
+        keyframe_min_rotation_deg=0.0,
+    )
+    rec = AtlasReconstructor(None, config)
+    K = np.array([[60.0, 0, 31.5], [0, 60.0, 23.5], [0, 0, 1]])
+    T = np.eye(4)
+    T[:3, :3] = [[0, 0, 1], [-1, 0, 0], [0, -1, 0]]  # optical z along world x
+    T[2, 3] = 1.0
+    for i in range(3):
+        T[1, 3] = 0.1 * i
+        rec.integrate(np.full((48, 64, 3), 100, np.uint8), K, T, float(i),
+                      depth=np.full((48, 64), 1.5, np.float32))  # fmt: skip
+    rec.update()
+    return rec
+
+
+def test_a_save_is_one_folder_readable_by_others(mapped, tmp_path):
+    saved = save_map_outputs(mapped, tmp_path, "kitchen", "semantic")
+    assert saved.folder == tmp_path / "kitchen" and saved.triangles > 0
+    assert len(read_ply(saved.mesh_path)["faces"]) == saved.triangles
+    loaded = AtlasReconstructor.load(saved.map_path, None, mapped.config)
+    assert loaded.map.num_chunks == mapped.map.num_chunks
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in (saved.mesh_path, saved.map_path / "map.npz", saved.map_path / "map.json"):
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask, path
+    assert stat.S_IMODE(saved.folder.stat().st_mode) == 0o777 & ~umask
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # nothing left over
+
+
+def test_names_symlinks_and_an_interrupted_save(mapped, tmp_path):
+    with pytest.raises(ValueError, match="refused name"):
+        save_map_outputs(mapped, tmp_path, "../escape", "semantic")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "trap").symlink_to(outside)
+    with pytest.raises(ValueError, match="symbolic link"):
+        save_map_outputs(mapped, tmp_path / "out", "trap", "semantic")
+    assert not any(outside.iterdir())
+    # two saves without a name in the same second get two folders
+    first = save_map_outputs(mapped, tmp_path / "out", "", "semantic")
+    second = save_map_outputs(mapped, tmp_path / "out", "", "semantic")
+    assert first.folder != second.folder and first.mesh_path.is_file()
+    # a save killed half way leaves the previous save whole and a temporary folder, which the
+    # next save removes once it is stale
+    before = first.mesh_path.read_bytes()
+    with pytest.raises(RuntimeError), atomic_directory(first.folder) as staging:
+        (staging / "mesh.ply").write_bytes(b"partial")
+        raise RuntimeError("killed")
+    assert first.mesh_path.read_bytes() == before
+    left = tmp_path / "out" / f".{first.folder.name}{TEMPORARY_DIRECTORY_TAG}abc"
+    left.mkdir()
+    old = time.time() - 3600
+    os.utime(left, (old, old))
+    save_map_outputs(mapped, tmp_path / "out", first.folder.name, "rgb")  # replaces it whole
+    assert not left.exists()
+    assert (first.map_path / "map.json").is_file() and first.mesh_path.read_bytes() != before
