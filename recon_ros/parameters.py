@@ -405,10 +405,12 @@ def core_config_dict(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_params_file(path: str | Path, node_name: str = "atlas_node") -> dict[str, Any]:
-    """The ``ros__parameters`` of ``node_name`` in a ROS 2 parameter file (also under ``/**``)."""
+    """The ``ros__parameters`` of ``node_name`` in a ROS 2 parameter file, as the node would get
+    them in any namespace: the sections ``/**``, ``/**/<node>``, ``<node>`` and ``/<node>``, the
+    more specific later."""
     data = yaml.safe_load(Path(path).read_text()) or {}
     params: dict[str, Any] = {}
-    for key in ("/**", node_name, f"/{node_name}"):
+    for key in ("/**", f"/**/{node_name}", node_name, f"/{node_name}"):
         params.update((data.get(key) or {}).get("ros__parameters", {}))
     return params
 
@@ -450,7 +452,8 @@ def config_yaml() -> str:
         ),
     )
     for node, sections in nodes:
-        lines += [f"{node}:", "  ros__parameters:"]
+        # Keyed /**/<node>: the file applies in any namespace (a robot1/atlas_node too).
+        lines += [f"/**/{node}:", "  ros__parameters:"]
         for title, table in sections:
             lines.append(f"    # {title}")
             lines += [f"    {p.name}: {_yaml_value(p.default)}" for p in table]

@@ -71,6 +71,9 @@ def run_node(node_class, name: str, num_threads: int, args=None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        # Stop the node's workers and let running callbacks finish before the context goes, so
+        # nothing publishes on a dead context and no thread is left inside torch at exit.
+        executor.shutdown(timeout_sec=3.0)
         node.destroy_node()
         rclpy.try_shutdown()
     return 0

@@ -24,11 +24,11 @@ def test_config_lists_every_parameter_with_its_default():
         ("atlas_node", ALL_PARAMS),
         ("sufficiency_node", INPUT_PARAMS + SUFFICIENCY_PARAMS),
     ):
-        values = config[node]["ros__parameters"]
+        values = config[f"/**/{node}"]["ros__parameters"]  # applies in any namespace
         assert list(values) == [p.name for p in table], node
         for p in table:
             assert values[p.name] == p.default, f"{node}.{p.name}"
-    resolve(config["atlas_node"]["ros__parameters"])  # in range and known
+    resolve(config["/**/atlas_node"]["ros__parameters"])  # in range and known
     assert (REPO / "config" / "atlas.yaml").read_text() == config_yaml(), (
         "config/atlas.yaml is stale: python -m recon_ros.parameters > config/atlas.yaml"
     )

@@ -22,3 +22,43 @@ def test_a_node_that_cannot_start_says_why(name, params, cause, start_node, tmp_
     log = node.log()
     assert "cannot start" in log and cause in log, log
     assert "Traceback" not in log and "AttributeError" not in log, log
+
+
+def test_parameter_files_apply_in_a_namespace(ros_node, start_node, tmp_path):
+    """Issue 10.2: the installed config and a user file keyed ``/**/atlas_node`` reach a node
+    started in a namespace (as PushROSNamespace or namespace:= starts it), and the offline
+    replay reads the same keys."""
+    import yaml
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    from recon_ros.msg import AtlasStatus
+
+    from recon_ros.parameters import load_params_file
+
+    user = tmp_path / "robot.yaml"
+    user.write_text(
+        yaml.safe_dump(
+            {
+                "/**/atlas_node": {
+                    "ros__parameters": {
+                        "voxel_size_m": 0.08,
+                        "window_dims": [32, 32, 32],
+                        "chunk_size": 8,
+                        "device": "cpu",
+                    }
+                }
+            }
+        )
+    )
+    assert load_params_file(user)["voxel_size_m"] == 0.08
+    node = start_node(
+        "atlas_node",
+        None,
+        remaps={"__ns": "/robot1"},
+        args=("--ros-args", "--params-file", str(user)),
+    )
+    latched = QoSProfile(
+        depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+    )
+    status = ros_node.collect(AtlasStatus, "/robot1/atlas_node/status", latched)
+    first = status.wait_for(lambda m, _: True, 90, "the namespaced node's status", [node])
+    assert abs(first.voxel_size - 0.08) < 1e-6 and list(first.volume_dims) == [32, 32, 32]
