@@ -20,6 +20,8 @@ TRIANGLE_LIST), ``~/semantic_cloud`` (sensor_msgs/PointCloud2: x y z rgb confide
 
 from __future__ import annotations
 
+import math
+import os
 import threading
 import time
 import traceback
@@ -38,6 +40,15 @@ from recon_ros.ros_common import LATCHED_QOS, run_node
 from recon_ros.ros_params import declare_table
 
 
+def _rss_mib() -> float:
+    """Resident memory of this process (MiB)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
 class AtlasNode(Node):
     def __init__(self, **kwargs):
         super().__init__("atlas_node", **kwargs)
@@ -53,6 +64,7 @@ class AtlasNode(Node):
         inputs = InputSettings.declare(self)
         self._declare_parameters()
         self._reconstructor, self._description, warnings = build_reconstructor(self._values)
+        self._startup_warnings = list(warnings)
         for warning in warnings:
             self.get_logger().warning(warning)
         self._input = PosedImageInput(
@@ -64,6 +76,7 @@ class AtlasNode(Node):
         self._world_frame = inputs.world_frame
 
         self._mesh_pub = self.create_publisher(self._marker_type(), "~/mesh", LATCHED_QOS)
+        from diagnostic_msgs.msg import DiagnosticArray
         from sensor_msgs.msg import PointCloud2
         from std_srvs.srv import Trigger
 
@@ -73,6 +86,7 @@ class AtlasNode(Node):
         self._cloud_pub = self.create_publisher(PointCloud2, "~/semantic_cloud", LATCHED_QOS)
         self._window_pub = self.create_publisher(self._marker_type(), "~/window", LATCHED_QOS)
         self._status_pub = self.create_publisher(AtlasStatus, "~/status", LATCHED_QOS)
+        self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_service(
             SaveMap, "~/save_map", self._on_save, callback_group=self._mapping_group
         )
@@ -111,6 +125,8 @@ class AtlasNode(Node):
 
         self._stop = threading.Event()
         self._worker_restarts = 0
+        self._last_restart = -math.inf
+        self._health = (0, "starting")  # diagnostic level and message
         self._last_progress = (0, time.monotonic())  # (frames processed, when that changed)
         self._start_worker()
         window = self._reconstructor.window
@@ -147,16 +163,18 @@ class AtlasNode(Node):
         )
         self._worker.start()
 
-    def _supervise_worker(self) -> None:
+    def _supervise_worker(self) -> bool:
         """Restart the integration worker if it ever died (it catches everything per frame, so
-        this is the last line of defence), saying so at ERROR."""
+        this is the last line of defence), saying so at ERROR; returns whether it did."""
         if self._worker.is_alive() or self._stop.is_set():
-            return
+            return False
         self._worker_restarts += 1
+        self._last_restart = time.monotonic()
         self.get_logger().error(
             f"the integration worker died; restarting it (restart {self._worker_restarts})"
         )
         self._start_worker()
+        return True
 
     def _integrate_loop(self) -> None:
         while not self._stop.is_set():
@@ -212,8 +230,8 @@ class AtlasNode(Node):
         if note != self._window_note:
             self._window_note = note
             self.get_logger().info(note)
-        self._publish_status()
         self._warn_if_stalled()
+        self._publish_status()
 
     def _mesh_marker(self, stamp):
         """The map's mesh as one TRIANGLE_LIST marker, rebuilding the corner points only for the
@@ -281,19 +299,36 @@ class AtlasNode(Node):
         return msg
 
     def _publish_status(self) -> None:
-        self._status_pub.publish(self.status_message())
+        status = self.status_message()
+        self._status_pub.publish(status)
+        self._publish_diagnostics(status)
 
     def _warn_if_stalled(self) -> None:
-        self._supervise_worker()
+        """Watchdogs: restart a dead worker, warn when mapping stalls; the verdict goes to
+        /diagnostics (``self._health``: level, message)."""
+        from diagnostic_msgs.msg import DiagnosticStatus
+
+        restarted = self._supervise_worker()
         now = time.monotonic()
-        last_image = self._input.last_image_wall_time
-        if last_image is None and now - self._started > self._stall_warning_s:
-            topic = self.resolve_topic_name(self._input.image_topic)
-            self._input.warn(
-                "no_images",
-                f"no image received on '{topic}' for {now - self._started:.0f} s "
-                f"({self.count_publishers(topic)} publishers): check the remapping and QoS",
+        self._health = (DiagnosticStatus.OK, "mapping")
+        if restarted or now - self._last_restart < 60.0:
+            self._health = (
+                DiagnosticStatus.ERROR,
+                f"the integration worker died and was restarted ({self._worker_restarts} times)",
             )
+            return
+        last_image = self._input.last_image_wall_time
+        if last_image is None:
+            if now - self._started > self._stall_warning_s:
+                topic = self.resolve_topic_name(self._input.image_topic)
+                text = (
+                    f"no image received on '{topic}' for {now - self._started:.0f} s "
+                    f"({self.count_publishers(topic)} publishers): check the remapping and QoS"
+                )
+                self._input.warn("no_images", text)
+                self._health = (DiagnosticStatus.WARN, text)
+            else:
+                self._health = (DiagnosticStatus.OK, "waiting for images")
             return
         received, drops = self._input.counts()
         with self._counts_lock:
@@ -302,11 +337,12 @@ class AtlasNode(Node):
         if received and not integrated and now - self._started > self._stall_warning_s:
             reason, count = max(drops.items(), key=lambda item: item[1])
             if count:
-                self._input.warn(
-                    "nothing_integrated",
-                    f"{received} images received and none integrated; most dropped for '{reason}' "
-                    f"({count}), see the warnings above",
+                text = (
+                    f"{received} images received and none integrated; most dropped for "
+                    f"'{reason}' ({count}), see the warnings above"
                 )
+                self._input.warn("nothing_integrated", text)
+                self._health = (DiagnosticStatus.WARN, text)
             return
         # Later stalls: images keep arriving but none has been processed for a while.
         if processed != self._last_progress[0]:
@@ -315,12 +351,48 @@ class AtlasNode(Node):
         idle = now - self._last_progress[1]
         if integrated and idle > self._stall_warning_s and now - last_image < self._stall_warning_s:
             recent = max(drops.items(), key=lambda item: item[1])
-            self._input.warn(
-                "integration_stalled",
+            text = (
                 f"images keep arriving but none was integrated for {idle:.0f} s "
                 f"({self._input.pending()} queued; most drops so far for '{recent[0]}'), see "
-                f"the warnings above",
+                f"the warnings above"
             )
+            self._input.warn("integration_stalled", text)
+            self._health = (DiagnosticStatus.WARN, text)
+        elif now - last_image > self._stall_warning_s:
+            self._health = (DiagnosticStatus.OK, f"idle: no image for {now - last_image:.0f} s")
+
+    def _publish_diagnostics(self, status) -> None:
+        """The status as a standard diagnostic_msgs/DiagnosticArray on /diagnostics, for
+        rqt_robot_monitor, the diagnostic aggregator and Foxglove."""
+        from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+
+        level, message = self._health
+        if level == DiagnosticStatus.OK and self._startup_warnings:
+            level, message = DiagnosticStatus.WARN, "; ".join(self._startup_warnings)
+        values = {
+            "frames_received": status.frames_received,
+            "frames_integrated": status.frames_integrated,
+            "frames_not_keyframes": status.frames_not_keyframes,
+            "frames_dropped": status.frames_dropped,
+            **{f"dropped_{d.reason}": d.count for d in status.drops},
+            "map_chunks": status.map_chunks,
+            "map_chunks_evicted": status.map_chunks_evicted,
+            "device": status.device,
+            "window_placement": status.window_placement,
+            "worker_restarts": self._worker_restarts,
+            "rss_mib": f"{_rss_mib():.0f}",
+            **{f"{t.name}_ms": f"{t.mean_ms:.1f}" for t in status.timings},
+        }
+        entry = DiagnosticStatus(
+            level=level,
+            name=f"{self.get_fully_qualified_name()}: reconstruction",
+            message=message,
+            hardware_id="recon_ros",
+            values=[KeyValue(key=k, value=str(v)) for k, v in values.items()],
+        )
+        array = DiagnosticArray(status=[entry])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self._diagnostics_pub.publish(array)
 
     def _on_save(self, request, response):
         try:

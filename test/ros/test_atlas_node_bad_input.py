@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 from builtin_interfaces.msg import Time
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from recon_ros.msg import AtlasStatus
 from sensor_msgs.msg import CameraInfo, Image
@@ -54,6 +55,7 @@ def test_bad_input_is_dropped_with_a_logged_reason(ros_node, start_node):
         "atlas_node", SMALL_NODE, remaps={"image": "/cam/image", "camera_info": "/cam/camera_info"}
     )
     status = ros_node.collect(AtlasStatus, "/atlas_node/status", LATCHED)
+    diagnostics = ros_node.collect(DiagnosticArray, "/diagnostics", RELIABLE)
     status.wait_for(lambda m, _: True, 90, "atlas_node to come up", [atlas])
     image_pub = ros_node.node.create_publisher(Image, "/cam/image", RELIABLE)
     info_pub = ros_node.node.create_publisher(CameraInfo, "/cam/camera_info", RELIABLE)
@@ -166,6 +168,16 @@ def test_bad_input_is_dropped_with_a_logged_reason(ros_node, start_node):
     )
     burst_no_pose = drops(settled)["no_pose"] - drops(final)["no_pose"]
     assert drops(settled)["reset"] + burst_no_pose == 12
+
+    # the same accounting on /diagnostics, for rqt_robot_monitor and the aggregator (issue 10.6)
+    def diagnosed(m, _):
+        values = {kv.key: kv.value for kv in m.status[0].values} if m.status else {}
+        return values.get("frames_received") == "22" and "atlas_node" in m.status[0].name
+
+    report = diagnostics.wait_for(diagnosed, 20, "diagnostics with the final counts", [atlas])
+    values = {kv.key: kv.value for kv in report.status[0].values}
+    assert values["dropped_bad_image"] == "3" and int(values["dropped_reset"]) > 0
+    assert {"device", "rss_mib", "map_chunks", "window_placement"} <= set(values)
 
     log = atlas.log()
     for cause in (
