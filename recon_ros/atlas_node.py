@@ -75,7 +75,11 @@ class AtlasNode(Node):
         )
         self._world_frame = inputs.world_frame
 
-        self._mesh_pub = self.create_publisher(self._marker_type(), "~/mesh", LATCHED_QOS)
+        from visualization_msgs.msg import MarkerArray
+
+        # One marker per map chunk, only the changed ones per message (a whole-map marker is
+        # tens of MB); a new subscriber gets every chunk on the next publish period.
+        self._mesh_pub = self.create_publisher(MarkerArray, "~/mesh", LATCHED_QOS)
         from diagnostic_msgs.msg import DiagnosticArray
         from sensor_msgs.msg import PointCloud2
         from std_srvs.srv import Trigger
@@ -119,6 +123,9 @@ class AtlasNode(Node):
         self._map_version = 0
         self._published_version = 0
         self._marker_cache: dict = {}  # chunk key -> (stamp, corner points, corner colours)
+        self._marker_ids: dict = {}  # chunk key -> marker id, stable while the chunk exists
+        self._next_marker_id = 1
+        self._mesh_subscribers = 0
         self._last_header = None
         self._window_note = ""
         self._started = time.monotonic()
@@ -224,6 +231,11 @@ class AtlasNode(Node):
         if version != self._published_version:
             self._published_version = version
             self._publish_map()
+            return
+        subscribers = self._mesh_pub.get_subscription_count()
+        if subscribers > self._mesh_subscribers:  # a late subscriber: send it every chunk
+            self._mesh_pub.publish(self._mesh_markers(self._stamp(), everything=True))
+        self._mesh_subscribers = subscribers
 
     def _on_status_timer(self) -> None:
         note = self._reconstructor.window_note
@@ -233,25 +245,44 @@ class AtlasNode(Node):
         self._warn_if_stalled()
         self._publish_status()
 
-    def _mesh_marker(self, stamp):
-        """The map's mesh as one TRIANGLE_LIST marker, rebuilding the corner points only for the
-        chunks whose mesh changed since the last publish (building them is the cost)."""
+    def _mesh_markers(self, stamp, everything: bool = False):
+        """The map's mesh as a MarkerArray of TRIANGLE_LIST markers, one per chunk (namespace
+        ``atlas_mesh``, an id per chunk): the chunks whose mesh changed since the last publish
+        (or ``everything``), and DELETE markers for chunks gone (reset, eviction). Corner points
+        are rebuilt only for changed chunks (building them is the cost)."""
+        from visualization_msgs.msg import Marker, MarkerArray
+
         chunks = self._reconstructor.mesh_chunks(color_by=self._color_mode)
-        cache = {}
-        points, colors = [], []
+        cache, markers = {}, []
         for key, chunk_stamp, mesh in chunks:
             entry = self._marker_cache.get(key)
-            if entry is None or entry[0] != chunk_stamp:
+            changed = entry is None or entry[0] != chunk_stamp
+            if changed:
                 entry = (chunk_stamp, *conversions.triangle_corners(mesh))
             cache[key] = entry
-            points += entry[1]
-            colors += entry[2]
-        self._marker_cache = cache  # chunks gone from the map (reset, eviction) drop out
-        return conversions.triangle_list_marker(points, colors, stamp, self._world_frame)
+            if changed or everything:
+                if key not in self._marker_ids:
+                    self._marker_ids[key] = self._next_marker_id
+                    self._next_marker_id += 1
+                markers.append(
+                    conversions.triangle_list_marker(
+                        entry[1], entry[2], stamp, self._world_frame, "atlas_mesh",
+                        self._marker_ids[key],
+                    )
+                )  # fmt: skip
+        for key in self._marker_cache.keys() - cache.keys():
+            gone = conversions.triangle_list_marker(
+                [], [], stamp, self._world_frame, "atlas_mesh", self._marker_ids.pop(key)
+            )
+            gone.action = Marker.DELETE
+            markers.append(gone)
+        self._marker_cache = cache
+        return MarkerArray(markers=markers)
 
     def _publish_map(self) -> None:
         stamp = self._stamp()
-        self._mesh_pub.publish(self._mesh_marker(stamp))
+        self._mesh_pub.publish(self._mesh_markers(stamp))
+        self._mesh_subscribers = self._mesh_pub.get_subscription_count()
         points = self._reconstructor.semantic_points()
         cloud = conversions.semantic_points_to_array(
             points.xyz, points.rgb, points.label, points.confidence

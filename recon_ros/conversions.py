@@ -495,6 +495,34 @@ def marker_to_mesh(marker) -> MeshArrays:
     return MeshArrays(vertices, faces, np.round(colors * 255).astype(np.uint8))
 
 
+def apply_marker_array(markers: dict, msg) -> dict:
+    """Keep a MarkerArray stream's current markers as a consumer like RViz does: ``markers``
+    maps (ns, id) to the latest ADD marker; DELETE removes one, DELETEALL all. Returns it."""
+    from visualization_msgs.msg import Marker
+
+    for marker in msg.markers:
+        if marker.action == Marker.DELETEALL:
+            markers.clear()
+        elif marker.action == Marker.DELETE:
+            markers.pop((marker.ns, marker.id), None)
+        else:
+            markers[(marker.ns, marker.id)] = marker
+    return markers
+
+
+def markers_to_mesh(markers) -> MeshArrays:
+    """One mesh of TRIANGLE_LIST markers (``marker_to_mesh`` of each, concatenated)."""
+    parts = [marker_to_mesh(m) for m in markers]
+    if not parts:
+        return MeshArrays(np.zeros((0, 3)), np.zeros((0, 3), np.int64), np.zeros((0, 3), np.uint8))
+    offsets = np.cumsum([0] + [len(p.vertices) for p in parts[:-1]])
+    return MeshArrays(
+        np.concatenate([p.vertices for p in parts]),
+        np.concatenate([p.faces + o for p, o in zip(parts, offsets, strict=True)]),
+        np.concatenate([p.colors for p in parts]),
+    )
+
+
 def box_outline_marker(origin, size, stamp, frame_id: str, ns="atlas_window", marker_id=0):
     """visualization_msgs/Marker LINE_LIST outlining an axis-aligned box (the rolling window)."""
     from geometry_msgs.msg import Point

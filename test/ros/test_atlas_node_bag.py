@@ -15,7 +15,7 @@ from recon_ros.msg import AtlasStatus
 from recon_ros.srv import SaveMap
 from sensor_msgs.msg import PointCloud2
 from std_srvs.srv import Trigger
-from visualization_msgs.msg import Marker
+from visualization_msgs.msg import Marker, MarkerArray
 
 from recon_ros import conversions as cv
 from recon_ros.bagfile import BagReader
@@ -44,6 +44,14 @@ def camera_positions(bag_path) -> tuple[set[int], np.ndarray]:
 
 
 @pytest.mark.timeout(600)
+def shown(messages) -> list:
+    """The mesh markers a MarkerArray subscriber (RViz) shows after ``messages``."""
+    state: dict = {}
+    for msg in messages:
+        cv.apply_marker_array(state, msg)
+    return list(state.values())
+
+
 def test_demo_bag_replayed_live(ros_node, start_node, tmp_path):
     bag = default_demo_bag()
     image_stamps, positions = camera_positions(bag)
@@ -64,7 +72,7 @@ def test_demo_bag_replayed_live(ros_node, start_node, tmp_path):
         remaps={"image": IMAGE_TOPIC, "camera_info": "/camera/color/camera_info"},
     )
     status = ros_node.collect(AtlasStatus, "/atlas_node/status", LATCHED)
-    meshes = ros_node.collect(Marker, "/atlas_node/mesh", LATCHED)
+    meshes = ros_node.collect(MarkerArray, "/atlas_node/mesh", LATCHED)
     clouds = ros_node.collect(PointCloud2, "/atlas_node/semantic_cloud", LATCHED)
 
     deadline = time.monotonic() + 120
@@ -95,22 +103,31 @@ def test_demo_bag_replayed_live(ros_node, start_node, tmp_path):
     status.wait_for(
         lambda m, _: m.cnn_updates > cnn_runs or m.cnn_updates > 0, 60, "a CNN run", [atlas]
     )
-    marker = meshes.wait_for(lambda m, _: len(m.points) > 0, 60, "a non-empty mesh", [atlas])
+    meshes.wait_for(lambda _, all_: shown(all_), 60, "a non-empty mesh", [atlas])
     cloud_msg = clouds.wait_for(lambda m, _: m.width > 0, 60, "a non-empty cloud", [atlas])
     last = status.last
+    with meshes._lock:
+        messages = list(meshes.messages)
+    chunk_markers = shown(messages)
+    # one marker per chunk; a message carries only the chunks that changed
+    assert len(chunk_markers) > 1 and len({m.id for m in chunk_markers}) == len(chunk_markers)
+    sent = [sum(1 for m in msg.markers if m.points) for msg in messages]
+    assert len(messages) > 1 and min(sent) < len(chunk_markers), sent
+    marker = chunk_markers[0]
 
     # frames, stamps (the images', in bag time under use_sim_time) and bounds
     assert marker.header.frame_id == cloud_msg.header.frame_id == last.header.frame_id == "world"
     for msg in (marker, cloud_msg, last):
         assert cv.stamp_to_ns(msg.header.stamp) in image_stamps
-    assert marker.type == Marker.TRIANGLE_LIST and len(marker.points) % 3 == 0
-    assert len(marker.colors) == len(marker.points)
+    for m in chunk_markers:
+        assert m.type == Marker.TRIANGLE_LIST and len(m.points) % 3 == 0
+        assert len(m.colors) == len(m.points)
     window_extent = np.array(last.volume_dims) * last.voxel_size
     lower = positions.min(axis=0) - window_extent
     upper = positions.max(axis=0) + window_extent
     z_low = last.volume_origin.z - last.voxel_size
     z_high = last.volume_origin.z + window_extent[2]
-    vertices = cv.marker_to_mesh(marker).vertices
+    vertices = cv.markers_to_mesh(chunk_markers).vertices
     cloud = cv.pointcloud2_to_array(cloud_msg)
     xyz = np.stack([cloud["x"], cloud["y"], cloud["z"]], axis=1)
     for name, points in (("mesh", vertices), ("cloud", xyz)):
@@ -146,9 +163,17 @@ def test_demo_bag_replayed_live(ros_node, start_node, tmp_path):
     assert saved.map_path == str(tmp_path / "saved" / "bag_test" / "map")
     assert (tmp_path / "saved" / "bag_test" / "map" / "map.json").is_file()
 
-    # reset clears the map: the mesh marker is deleted and the status shows no chunks
+    # a subscriber that comes late gets every chunk, not only the last changes
+    late = ros_node.collect(MarkerArray, "/atlas_node/mesh", LATCHED)
+    with meshes._lock:
+        everything = {m.id for m in shown(list(meshes.messages))}
+    late.wait_for(
+        lambda _, all_: {m.id for m in shown(all_)} == everything, 30, "the whole map", [atlas]
+    )
+
+    # reset clears the map: every mesh chunk is deleted and the status shows no chunks
     assert ros_node.call(Trigger, "/atlas_node/reset", Trigger.Request()).success
     meshes.wait_for(
-        lambda m, _: m.action == Marker.DELETE, 30, "the mesh deleted after reset", [atlas]
+        lambda _, all_: not shown(all_), 30, "every mesh chunk deleted after reset", [atlas]
     )
     assert atlas.alive() and "Traceback" not in atlas.log()

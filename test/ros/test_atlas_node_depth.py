@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from recon_ros.msg import AtlasStatus
-from visualization_msgs.msg import Marker
+from visualization_msgs.msg import MarkerArray
 
 from recon_ros import conversions as cv
 from recon_ros.bagfile import BagReader
@@ -57,7 +57,7 @@ def test_sensor_depth_mapped_live(ros_node, start_node, tmp_path):
         },
     )
     status = ros_node.collect(AtlasStatus, "/atlas_node/status", LATCHED)
-    meshes = ros_node.collect(Marker, "/atlas_node/mesh", LATCHED)
+    meshes = ros_node.collect(MarkerArray, "/atlas_node/mesh", LATCHED)
     deadline = time.monotonic() + 120
     while ros_node.node.count_subscribers(DEPTH_TOPIC) == 0:
         assert atlas.alive(), atlas.log()
@@ -97,14 +97,17 @@ def test_sensor_depth_mapped_live(ros_node, start_node, tmp_path):
     assert player.stop() == 0, player.log()
     integrated = final.frames_integrated
 
-    def complete_map(m, _):
-        return len(m.points) > 0
+    def shown(messages) -> list:  # what RViz shows after these MarkerArray messages
+        state: dict = {}
+        for msg in messages:
+            cv.apply_marker_array(state, msg)
+        return [m for m in state.values() if m.points]
 
     status.wait_for(lambda m, _: m.cnn_updates > 0, 60, "a map update", [atlas])
-    marker = meshes.wait_for(complete_map, 60, "a non-empty mesh", [atlas])
+    meshes.wait_for(lambda _, all_: shown(all_), 60, "a non-empty mesh", [atlas])
     time.sleep(2.0)  # the last update after the last frame
-    marker = meshes.last if len(meshes.last.points) else marker
-    mesh = cv.marker_to_mesh(marker)
+    with meshes._lock:
+        mesh = cv.markers_to_mesh(shown(list(meshes.messages)))
     timings = {t.name: t for t in status.last.timings}
     assert timings["fusion"].count >= integrated
     views = depth_views(bag, DEPTH_TOPIC, DEPTH_INFO_TOPIC, every=3)
