@@ -410,6 +410,7 @@ class AtlasNode(Node):
             "map_chunks_evicted": status.map_chunks_evicted,
             "device": status.device,
             "window_placement": status.window_placement,
+            "refinement": self._reconstructor.refinement_note,
             "worker_restarts": self._worker_restarts,
             "rss_mib": f"{_rss_mib():.0f}",
             **{f"{t.name}_ms": f"{t.mean_ms:.1f}" for t in status.timings},

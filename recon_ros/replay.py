@@ -53,6 +53,7 @@ class ReplayReport:
     weights: str = ""
     device: str = ""
     window: str = ""
+    refinement: str = ""
     warnings: list[str] = field(default_factory=list)
 
     def markdown(self) -> str:
@@ -61,6 +62,7 @@ class ReplayReport:
             "",
             f"- reconstruction: {self.weights} on {self.device}",
             f"- window: {self.window}",
+            f"- {self.refinement}",
             *(f"- **WARNING: {w}**" for w in self.warnings),
             f"- images: {self.images}; integrated {self.integrated}; skipped as not keyframes "
             f"{self.not_keyframes}; dropped {sum(self.drops.values())}",
@@ -246,6 +248,7 @@ def replay_bag(
             log(f"warning: dropped {count} images [{reason}], e.g. {report.drop_examples[reason]}")
 
     report.window = reconstructor.window_note
+    report.refinement = reconstructor.refinement_note
     log(f"window: {report.window}")
     mesh = reconstructor.mesh(color_by=values["mesh_color_mode"])
     points = reconstructor.semantic_points()

@@ -518,6 +518,8 @@ class AtlasReconstructor:
         )
         self.refine_metadata: dict = {}
         self.refiner = None
+        #: Whether the 3D refinement runs, and why not when it does not.
+        self.refinement_note = "3D refinement off (no refinement network)"
         if refine_model is not None:
             if self.pipeline != "fusion":
                 raise ValueError("refine_model: the 3D refinement runs on the fusion pipeline")
@@ -539,6 +541,7 @@ class AtlasReconstructor:
             policy = cfg.window_policy_config()
             self.refiner.set_up(policy.up_axis, int(policy.up_sign))
             self.map.set_refiner(self.refiner)
+            self.refinement_note = "3D refinement on: meshes of chunks with fused surface"
         self._gate = KeyframeGate(cfg.keyframe_min_translation, cfg.keyframe_min_rotation_deg)
         synchronize = torch.cuda.synchronize if self.device.type == "cuda" else None
         self._timer = StageTimer(synchronize)
@@ -797,6 +800,13 @@ class AtlasReconstructor:
             self._state.last_camera_position = T_world_cam[:3, 3].copy()
             self._count("keyframes_integrated")
             self._count(f"keyframes_{'sensor' if result.source == 'sensor' else 'stereo'}_depth")
+            if result.source == "sensor" and self.map.refiner is not None:
+                # The refinement network learned to correct stereo maps; sensor depth is better
+                # left as fused.
+                self.map.set_refiner(None)
+                self.refinement_note = (
+                    "3D refinement off: sensor depth arrives (the network corrects stereo maps)"
+                )
             return IntegrateResult(True, "integrated", shifted, flushed, seen, stamp)
 
     def _integrate_atlas(self, image, camera, T_world_cam, stamp) -> IntegrateResult:
@@ -975,6 +985,9 @@ class AtlasReconstructor:
                 )
             self._volume.reset(self._initial_origin_index)
             self.map.clear()
+            if self.refiner is not None and self.map.refiner is None:
+                self.map.set_refiner(self.refiner)  # a new map starts with the refinement on
+                self.refinement_note = "3D refinement on: meshes of chunks with fused surface"
             self._gate.reset()
             if self.stage is not None:
                 self.stage.reset()

@@ -336,7 +336,7 @@ def build_pipelines(args: argparse.Namespace, config) -> tuple[list, dict]:
                     None,
                     depth_model,
                     sensor_depth=True,
-                    refine_model=refine_model,
+                    refine_model=refine_model,  # switches itself off for sensor depth
                 )
             )
     if atlas_weights is not None:

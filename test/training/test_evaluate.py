@@ -144,7 +144,8 @@ def test_evaluate_with_refinement_reports_fusion_alone_beside_it(tiny_eval_scene
     assert report["refine_weights_trained"] is False
     assert report["model"]["fscore"] == 0.0
     assert report["mvs_fusion"]["fscore"] > 0.0
-    assert report["sensor_fusion"]["fscore"] == 0.0  # the RGB-D row is refined too
+    # the refinement switches itself off for sensor depth (it learned to correct stereo maps)
+    assert report["sensor_fusion"]["fscore"] > 0.8
     text = (out / "results.md").read_text()
     assert "3D refinement on top" in text and "fusion of predicted depth alone (RGB)" in text
     assert "3D refinement network weights" in text
