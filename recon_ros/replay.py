@@ -119,7 +119,7 @@ def replay_bag(
     report.json)."""
     from tqdm import tqdm
 
-    from recon_ros.bagfile import BagReader
+    from recon_ros.bag_salvage import readable_bag
     from recon_ros.reconstruction import build_reconstructor, integrate_frame
 
     values = parameters.resolve(params)
@@ -135,7 +135,10 @@ def replay_bag(
     world, camera_frame = values["world_frame"], values["camera_frame"]
     cnn_period_ns = int(values["cnn_period_s"] * 1e9)
 
-    with BagReader(bag_path) as bag:
+    with readable_bag(bag_path) as (bag, damage):
+        if damage:
+            report.warnings.append(f"{damage}: the map holds what was read")
+            log(f"WARNING: {damage}")
         wanted = [image_topic, camera_info_topic] + ([depth_topic] if depth_topic else [])
         for topic in wanted:
             if topic not in bag.topics:
@@ -345,10 +348,10 @@ def depth_info_topic(args) -> str | None:
     topic (``/camera/depth/image_raw`` -> ``/camera/depth/camera_info``) if the bag has it."""
     if args.depth_camera_info_topic or not args.depth_topic:
         return args.depth_camera_info_topic
-    from recon_ros.bagfile import BagReader
+    from recon_ros.bag_salvage import readable_bag
 
     sibling = args.depth_topic.rsplit("/", 1)[0] + "/camera_info"
-    with BagReader(args.bag) as bag:
+    with readable_bag(args.bag) as (bag, _):
         return sibling if sibling in bag.topics else None
 
 
