@@ -26,6 +26,7 @@ COMMANDS = {
     ),
     "bench-scenes": ("recon_ros.benchmarks.scenes", "benchmark the scene engine"),
     "bench-sufficiency": ("recon_ros.benchmarks.sufficiency", "benchmark the sufficiency estimate"),
+    "bench-fuzz": ("recon_ros.benchmarks.fuzz", "malformed input against a live atlas_node"),
 }
 # model -> module, for `recon-ros train MODEL` and `recon-ros evaluate MODEL`
 TRAINERS = {

@@ -140,3 +140,6 @@ class ObserverNode:
         self.executor.shutdown()
         self.node.destroy_node()
         rclpy.try_shutdown(context=self.context)
+        # The spinning thread must be gone before the interpreter exits (a thread still inside
+        # rclpy at exit aborts the process).
+        self._thread.join(timeout=5.0)

@@ -70,6 +70,13 @@ INPUT_PARAMS = (
         (0.1, 1e6),
     ),
     Param(
+        "tf_max_translation_m",
+        1e7,
+        "Transforms and poses moving further than this (metres, per axis) are refused: UTM "
+        "coordinates fit, absurd values would overflow the map's voxel index.",
+        (1.0, 1e12),
+    ),
+    Param(
         "tf_cache_time_s", 30.0, "How much transform history to keep, in seconds.", (1.0, 3600.0)
     ),
     Param(

@@ -67,6 +67,7 @@ class InputSettings:
     pose_frame: str
     tf_timeout_s: float
     tf_max_future_s: float
+    tf_max_translation_m: float
     tf_cache_time_s: float
     queue_size: int
     max_image_pixels: int
@@ -96,8 +97,12 @@ class PosedImageInput:
         self.settings = settings
         self._node = node
         self._log = ThrottledLogger(node.get_logger(), settings.log_throttle_s)
-        self.tf = TransformBuffer(cache_time_s=settings.tf_cache_time_s)
-        self._poses = TransformBuffer(cache_time_s=settings.tf_cache_time_s)
+        self.tf = TransformBuffer(
+            cache_time_s=settings.tf_cache_time_s, max_translation_m=settings.tf_max_translation_m
+        )
+        self._poses = TransformBuffer(
+            cache_time_s=settings.tf_cache_time_s, max_translation_m=settings.tf_max_translation_m
+        )
         self._queue: collections.deque = collections.deque()
         self._queue_cv = threading.Condition()
         self._camera_info = None

@@ -31,7 +31,7 @@ from recon_ros.frames import (
     posed_frame,
 )
 from recon_ros.ply import write_ply
-from recon_ros.tf_buffer import TransformBuffer
+from recon_ros.tf_buffer import MAX_TRANSLATION_M, TransformBuffer
 
 
 @dataclass
@@ -90,10 +90,12 @@ class ReplayReport:
         return "\n".join(lines) + "\n"
 
 
-def load_transforms(bag, topics=("/tf", "/tf_static")) -> tuple[TransformBuffer, list[str]]:
+def load_transforms(
+    bag, topics=("/tf", "/tf_static"), max_translation_m: float = MAX_TRANSLATION_M
+) -> tuple[TransformBuffer, list[str]]:
     """A TransformBuffer holding every transform of the bag, and the problems met."""
     duration_s = max((bag.end_ns - bag.start_ns) / 1e9, 0.0)
-    buffer = TransformBuffer(cache_time_s=duration_s + 3600.0)
+    buffer = TransformBuffer(cache_time_s=duration_s + 3600.0, max_translation_m=max_translation_m)
     problems = []
     for topic, _, _, msg in bag.messages([t for t in topics if t in bag.topics]):
         problems += buffer.set_tf_message(msg, static=topic.endswith("_static"))
@@ -145,7 +147,7 @@ def replay_bag(
                 raise ValueError(f"bag has no topic '{topic}' (topics: {', '.join(bag.topics)})")
         if depth_info_topic and depth_info_topic not in bag.topics:
             raise ValueError(f"bag has no topic '{depth_info_topic}'")
-        tf, problems = load_transforms(bag)
+        tf, problems = load_transforms(bag, max_translation_m=float(values["tf_max_translation_m"]))
         for problem in collections.Counter(problems):
             log(f"warning: ignored a transform in the bag: {problem}")
 

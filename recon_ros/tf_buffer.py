@@ -138,12 +138,23 @@ class _Link:
         return None if self.static else self.stamps[-1]
 
 
+#: Largest translation a transform may carry (metres): UTM coordinates fit, 1e18 m does not (the
+#: window's voxel index would overflow).
+MAX_TRANSLATION_M = 1e7
+
+
 class TransformBuffer:
     """Time-indexed tree of transforms; see the module docstring."""
 
-    def __init__(self, cache_time_s: float = 10.0, max_entries_per_frame: int = 100_000):
+    def __init__(
+        self,
+        cache_time_s: float = 10.0,
+        max_entries_per_frame: int = 100_000,
+        max_translation_m: float = MAX_TRANSLATION_M,
+    ):
         if cache_time_s <= 0:
             raise ValueError(f"cache_time_s must be positive, got {cache_time_s}")
+        self.max_translation_m = float(max_translation_m)
         self._cache_ns = int(cache_time_s * 1e9)
         self._max_entries = int(max_entries_per_frame)
         self._links: dict[str, _Link] = {}  # keyed by child frame
@@ -170,6 +181,11 @@ class TransformBuffer:
         rotation = np.asarray(rotation_xyzw, dtype=np.float64).reshape(4)
         if not (np.all(np.isfinite(translation)) and np.all(np.isfinite(rotation))):
             raise ValueError(f"transform '{parent}' -> '{child}' is not finite")
+        if np.abs(translation).max() > self.max_translation_m:
+            raise ValueError(
+                f"transform '{parent}' -> '{child}' moves {np.abs(translation).max():.3g} m, "
+                f"more than tf_max_translation_m = {self.max_translation_m:g}"
+            )
         norm = float(np.linalg.norm(rotation))
         if abs(norm - 1.0) > 1e-2:
             raise ValueError(
@@ -177,6 +193,19 @@ class TransformBuffer:
             )
         sample = _Sample(int(stamp_ns), translation, rotation / norm)
         with self._lock:
+            ancestor, seen = parent, 0
+            while ancestor in self._links and seen <= len(self._links):
+                if ancestor == child:
+                    break
+                ancestor = self._links[ancestor].parent
+                seen += 1
+            if ancestor == child:
+                # tf2 would keep it and every lookup through either frame would fail until the
+                # tree is mended: refuse it instead.
+                raise ValueError(
+                    f"transform '{parent}' -> '{child}' would close a loop ('{parent}' already "
+                    f"descends from '{child}')"
+                )
             link = self._links.get(child)
             if link is None or link.parent != parent or link.static != static:
                 link = _Link(parent, static)  # tf2: a new parent (or kind) replaces the old link

@@ -124,6 +124,13 @@ def test_latest_common_time_and_reparenting():
     np.testing.assert_allclose(buffer.lookup("world", "base", 3 * S)[:3, 3], [5, 5, 5])
     with pytest.raises(ConnectivityError):
         buffer.lookup("map", "base", 3 * S)
+    # a transform that would put map under its own descendant is refused (issue 9.2): lookups
+    # through the tree keep working
+    with pytest.raises(ValueError, match="would close a loop"):
+        buffer.set_transform("odom", "map", 4 * S, [0, 0, 0], [0, 0, 0, 1])
+    with pytest.raises(ValueError, match="would close a loop"):
+        buffer.set_transform("base", "world", 4 * S, [0, 0, 0], [0, 0, 0, 1])
+    np.testing.assert_allclose(buffer.lookup("world", "base", 3 * S)[:3, 3], [5, 5, 5])
 
 
 def test_rejects_bad_transforms():
