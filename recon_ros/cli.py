@@ -27,6 +27,7 @@ COMMANDS = {
     "bench-scenes": ("recon_ros.benchmarks.scenes", "benchmark the scene engine"),
     "bench-sufficiency": ("recon_ros.benchmarks.sufficiency", "benchmark the sufficiency estimate"),
     "bench-fuzz": ("recon_ros.benchmarks.fuzz", "malformed input against a live atlas_node"),
+    "bench-soak": ("recon_ros.benchmarks.soak", "memory over a long run of the same bag"),
 }
 # model -> module, for `recon-ros train MODEL` and `recon-ros evaluate MODEL`
 TRAINERS = {
