@@ -298,6 +298,13 @@ NODE_PARAMS = (
         "chunks with fused surface refined; the map keeps the fused values).",
     ),
     Param(
+        "refinement_mode",
+        "labels",
+        "What the 3D refinement changes: 'labels' (its class labels on the fused surfaces) or "
+        "'full' (its TSDF too: surfaces moved, removed, holes filled).",
+        choices=("labels", "full"),
+    ),
+    Param(
         "refine_weights_path",
         "",
         "3D refinement network checkpoint (.pt, weights_only); empty: the weights shipped with "

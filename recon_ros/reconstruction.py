@@ -60,7 +60,11 @@ def build_reconstructor(values: dict) -> tuple[AtlasReconstructor, str, list[str
                     "alone (set refine_weights_path)"
                 )
         reconstructor = AtlasReconstructor(
-            None, config, depth_model=weights, refine_model=refine_weights
+            None,
+            config,
+            depth_model=weights,
+            refine_model=refine_weights,
+            refine_mode=values["refinement_mode"],
         )
         description = (
             f"fusion pipeline, depth {config.depth_source}, depth network "

@@ -326,6 +326,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument(
         "--refine-weights", help="3D refinement network checkpoint (default: the shipped one)"
     )
+    parser.add_argument(
+        "--refinement-mode", choices=("labels", "full"), help="what the refinement changes"
+    )
     parser.add_argument("--device", help="cpu, cuda or auto")
     parser.add_argument("--image-topic", default="/camera/color/image_raw")
     parser.add_argument("--camera-info-topic", default="/camera/color/camera_info")
@@ -370,6 +373,8 @@ def run(args) -> int:
             params[key] = value
     if args.refinement:
         params["refinement"] = args.refinement == "on"
+    if args.refinement_mode:
+        params["refinement_mode"] = args.refinement_mode
     report = replay_bag(
         args.bag,
         args.output,

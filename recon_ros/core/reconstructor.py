@@ -438,8 +438,9 @@ class AtlasReconstructor:
             ``"fusion"`` pipeline: stereo depth and semantic labels. None: sensor depth only,
             without labels.
         refine_model: the 3D refinement network (``SurfaceRefinerNet`` or checkpoint path) of the
-            ``"fusion"`` pipeline: meshes show its refined TSDF and labels of the chunks with
-            fused surface (``core.surface_refiner``). None: fusion alone.
+            ``"fusion"`` pipeline: meshes show its labels (``refine_mode "labels"``) or its TSDF
+            and labels (``"full"``) for the chunks with fused surface (``core.surface_refiner``).
+            None: fusion alone.
     """
 
     def __init__(
@@ -448,6 +449,7 @@ class AtlasReconstructor:
         config: ReconstructorConfig | None = None,
         depth_model: MVSDepthNet | str | os.PathLike | None = None,
         refine_model: SurfaceRefinerNet | str | os.PathLike | None = None,
+        refine_mode: str = "labels",
     ) -> None:
         self.config = config or ReconstructorConfig()
         self.device = resolve_device(self.config.device)
@@ -537,11 +539,11 @@ class AtlasReconstructor:
                     f"refine_model: classes {refine_model.config.class_names} differ from the "
                     f"depth network's {self.class_names}"
                 )
-            self.refiner = SurfaceRefiner(refine_model, device=self.device)
+            self.refiner = SurfaceRefiner(refine_model, device=self.device, mode=refine_mode)
             policy = cfg.window_policy_config()
             self.refiner.set_up(policy.up_axis, int(policy.up_sign))
             self.map.set_refiner(self.refiner)
-            self.refinement_note = "3D refinement on: meshes of chunks with fused surface"
+            self.refinement_note = f"3D refinement on ({refine_mode}): chunks with fused surface"
         self._gate = KeyframeGate(cfg.keyframe_min_translation, cfg.keyframe_min_rotation_deg)
         synchronize = torch.cuda.synchronize if self.device.type == "cuda" else None
         self._timer = StageTimer(synchronize)
@@ -987,7 +989,9 @@ class AtlasReconstructor:
             self.map.clear()
             if self.refiner is not None and self.map.refiner is None:
                 self.map.set_refiner(self.refiner)  # a new map starts with the refinement on
-                self.refinement_note = "3D refinement on: meshes of chunks with fused surface"
+                self.refinement_note = (
+                    f"3D refinement on ({self.refiner.mode}): chunks with fused surface"
+                )
             self._gate.reset()
             if self.stage is not None:
                 self.stage.reset()

@@ -23,6 +23,8 @@ from recon_ros.core.refine_net import (
     world_orientation,
 )
 
+REFINEMENT_MODES = ("labels", "full")
+
 
 @dataclass(frozen=True)
 class RefinedBlock:
@@ -59,7 +61,13 @@ class SurfaceRefiner:
         batch_size: int = 8,
         occupancy_threshold: float = 0.5,
         device: str | torch.device = "cpu",
+        mode: str = "labels",
     ) -> None:
+        if mode not in REFINEMENT_MODES:
+            raise ValueError(f"mode: expected one of {REFINEMENT_MODES}, got {mode!r}")
+        #: ``"labels"``: the refined labels on the fused surfaces; ``"full"``: the refined TSDF
+        #: (surfaces moved, removed, holes filled) and labels.
+        self.mode = mode
         if halo < 0:
             raise ValueError(f"halo: must be >= 0, got {halo}")
         if batch_size < 1:
@@ -148,6 +156,10 @@ class SurfaceRefiner:
                 tsdf_i, observed_i, label_i, conf_i = (
                     t[row][inner, inner, inner].cpu().numpy() for t in refined
                 )
+                if self.mode == "labels":
+                    block = blocks[i]
+                    tsdf_i = block["tsdf"][inner, inner, inner]
+                    observed_i = block["weight"][inner, inner, inner] > 0
                 results[i] = RefinedBlock(
                     tsdf=tsdf_i.astype(np.float32),
                     observed=observed_i.astype(bool),

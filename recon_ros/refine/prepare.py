@@ -19,6 +19,8 @@ import torch
 from recon_ros.core.atomic_io import atomic_write
 
 PAIR_FORMAT = "recon_ros.refine_pair"
+#: How far the pairs' boxes reach beyond the surfaces the ground-truth depth sees (metres).
+CONTEXT_MARGIN_M = 0.6
 
 
 def prepare_scene(
@@ -54,7 +56,10 @@ def prepare_scene(
         if result.integrated and integrated % update_every == 0:
             reconstructor.update()
     reconstructor.update(force=True)
-    origin, dims = grid_from_depth(frames, voxel_size)
+    # The box reaches well beyond the scene's surfaces: the band the stereo fusion leaves behind
+    # walls is context the network sees at run time too, so it must see it in training (a box
+    # cut at the walls taught it that no such band exists, and it erased walls in full maps).
+    origin, dims = grid_from_depth(frames, voxel_size, margin=CONTEXT_MARGIN_M)
     truth = fuse_frames(frames, origin, voxel_size, dims, 3.0 * voxel_size, num_classes=num_classes)
     origin_index = np.round(np.asarray(origin) / voxel_size).astype(np.int64)
     fused = reconstructor.map.read_region(origin_index, dims)

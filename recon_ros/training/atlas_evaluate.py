@@ -64,6 +64,8 @@ def reconstructor_config(args: argparse.Namespace):
         values["refinement"] = args.refinement == "on"
     if args.refine_weights:
         values["refine_weights_path"] = args.refine_weights
+    if args.refinement_mode:
+        values["refinement_mode"] = args.refinement_mode
     args.refinement_values = values
     return ReconstructorConfig.from_dict(parameters.core_config_dict(values)), period
 
@@ -309,13 +311,22 @@ def build_pipelines(args: argparse.Namespace, config) -> tuple[list, dict]:
                 refine_weights_sha256=file_sha256(refine_weights),
                 refine_weights_trained=refine_metadata.get("trained"),
             )
+        mode = values.get("refinement_mode", "labels")
         label = (
-            "default: stereo depth fused, 3D refinement on top (RGB)"
+            f"default: stereo depth fused, 3D refinement ({mode}) on top (RGB)"
             if refine_model is not None
             else "default: stereo depth fused (RGB)"
         )
         rows.append(
-            Pipeline("model", label, rgb_config, None, depth_model, refine_model=refine_model)
+            Pipeline(
+                "model",
+                label,
+                rgb_config,
+                None,
+                depth_model,
+                refine_model=refine_model,
+                refine_mode=mode,
+            )
         )
         if refine_model is not None:
             rows.append(
@@ -478,6 +489,11 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--refine-weights", help="3D refinement network checkpoint (default: the shipped one)"
+    )
+    p.add_argument(
+        "--refinement-mode",
+        choices=("labels", "full"),
+        help="what the refinement changes (default: the parameters' 'refinement_mode')",
     )
     p.add_argument("--layout", choices=LAYOUTS, default="auto")
     p.add_argument(

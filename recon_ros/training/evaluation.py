@@ -418,6 +418,7 @@ class Pipeline:
     depth_model: object = None
     sensor_depth: bool = False
     refine_model: object = None
+    refine_mode: str = "labels"
 
 
 def reconstruct(
@@ -434,7 +435,11 @@ def reconstruct(
 
     started = time.monotonic()
     reconstructor = AtlasReconstructor(
-        pipeline.model, pipeline.config, pipeline.depth_model, pipeline.refine_model
+        pipeline.model,
+        pipeline.config,
+        pipeline.depth_model,
+        pipeline.refine_model,
+        pipeline.refine_mode,
     )
     stage = reconstructor.stage
     depth_accumulator = DepthAccumulator()

@@ -45,7 +45,7 @@ def floor_map(height: int = 5) -> GlobalMap:
 def test_identity_refiner_gives_the_fused_mesh_and_skips_empty_chunks():
     gmap = floor_map()
     plain = gmap.mesh()
-    refiner = SurfaceRefiner(quiet_net(), halo=4, batch_size=4)
+    refiner = SurfaceRefiner(quiet_net(), halo=4, batch_size=4, mode="full")
     gmap.set_refiner(refiner)
     refined = gmap.mesh()
     assert len(plain.faces) > 0
@@ -105,11 +105,28 @@ def test_refinement_follows_world_up():
     def turned(array):  # world (x, y, z) -> (x, -z, y): up +z becomes -y
         return np.ascontiguousarray(np.flip(np.transpose(array, (0, 2, 1)), axis=1))
 
-    z_up = SurfaceRefiner(net, halo=0)
-    y_down = SurfaceRefiner(net, halo=0)
+    z_up = SurfaceRefiner(net, halo=0, mode="full")
+    y_down = SurfaceRefiner(net, halo=0, mode="full")
     y_down.set_up(1, -1)
     first = z_up.refine([block], keep=edge)[0]
     second = y_down.refine([{k: turned(v) for k, v in block.items()}], keep=edge)[0]
     np.testing.assert_allclose(turned(first.tsdf), second.tsdf, atol=1e-5)
     np.testing.assert_array_equal(turned(first.label), second.label)
     assert not np.allclose(first.tsdf, block["tsdf"])
+
+
+def test_labels_mode_keeps_the_fused_surfaces():
+    """``mode="labels"``: the network's labels on the fused TSDF, whatever its TSDF says."""
+    gmap = floor_map()
+    plain = gmap.mesh()
+    torch.manual_seed(1)
+    net = SurfaceRefinerNet(RefineNetConfig(class_names=CLASSES, channels=(4, 4, 4))).eval()
+    with torch.no_grad():
+        net.tsdf_head.bias.fill_(2.0)  # a TSDF that would erase every surface
+        net.semantic_head.bias.copy_(torch.tensor([0.0, 0.0, 50.0]))  # and call all "chair"
+    gmap.set_refiner(SurfaceRefiner(net, halo=4, mode="labels"))
+    labelled = gmap.mesh()
+    assert len(labelled.faces) == len(plain.faces) > 0
+    assert np.all(labelled.labels == 2) and np.all(plain.labels == 0)
+    with pytest.raises(ValueError, match="mode"):
+        SurfaceRefiner(net, mode="everything")

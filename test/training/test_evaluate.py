@@ -134,9 +134,9 @@ def test_evaluate_with_refinement_reports_fusion_alone_beside_it(tiny_eval_scene
     code = main(
         [
             "evaluate", "atlas", "--depth-weights", str(depth), "--refinement", "on",
-            "--refine-weights", str(refine), "--data", str(tiny_eval_scene.parent), "--out",
-            str(out), "--window-dims", "96", "96", "64", "--device", "cpu", "--threads", "1",
-            "--no-upper-bound",
+            "--refinement-mode", "full", "--refine-weights", str(refine), "--data",
+            str(tiny_eval_scene.parent), "--out", str(out), "--window-dims", "96", "96", "64",
+            "--device", "cpu", "--threads", "1", "--no-upper-bound",
         ]
     )  # fmt: skip
     assert code == 0
@@ -147,5 +147,5 @@ def test_evaluate_with_refinement_reports_fusion_alone_beside_it(tiny_eval_scene
     # the refinement switches itself off for sensor depth (it learned to correct stereo maps)
     assert report["sensor_fusion"]["fscore"] > 0.8
     text = (out / "results.md").read_text()
-    assert "3D refinement on top" in text and "fusion of predicted depth alone (RGB)" in text
+    assert "3D refinement (full) on top" in text and "fusion of predicted depth alone (RGB)" in text
     assert "3D refinement network weights" in text
