@@ -196,6 +196,8 @@ class AtlasNode(Node):
                 self._input.drop("rejected", f"{where}{error}")
                 continue
             except Exception as error:  # one bad frame must never stop mapping
+                if self._stop.is_set() or not self.context.ok():
+                    return  # shutting down: the context is gone, nothing to count or publish
                 where = f"stamp {frame.stamp_ns / 1e9:.3f}: " if frame is not None else ""
                 self._input.drop(
                     "internal_error",
@@ -227,15 +229,15 @@ class AtlasNode(Node):
         return header.stamp if header is not None else self.get_clock().now().to_msg()
 
     def _on_publish_timer(self) -> None:
+        subscribers = self._mesh_pub.get_subscription_count()
+        everything = subscribers > self._mesh_subscribers  # a late subscriber: every chunk
+        self._mesh_subscribers = subscribers
         version = self._map_version
         if version != self._published_version:
             self._published_version = version
-            self._publish_map()
-            return
-        subscribers = self._mesh_pub.get_subscription_count()
-        if subscribers > self._mesh_subscribers:  # a late subscriber: send it every chunk
+            self._publish_map(everything)
+        elif everything:
             self._mesh_pub.publish(self._mesh_markers(self._stamp(), everything=True))
-        self._mesh_subscribers = subscribers
 
     def _on_status_timer(self) -> None:
         note = self._reconstructor.window_note
@@ -279,10 +281,9 @@ class AtlasNode(Node):
         self._marker_cache = cache
         return MarkerArray(markers=markers)
 
-    def _publish_map(self) -> None:
+    def _publish_map(self, everything: bool = False) -> None:
         stamp = self._stamp()
-        self._mesh_pub.publish(self._mesh_markers(stamp))
-        self._mesh_subscribers = self._mesh_pub.get_subscription_count()
+        self._mesh_pub.publish(self._mesh_markers(stamp, everything))
         points = self._reconstructor.semantic_points()
         cloud = conversions.semantic_points_to_array(
             points.xyz, points.rgb, points.label, points.confidence

@@ -329,8 +329,10 @@ class PosedImageInput:
                 "CameraInfo declares lens distortion, which is not modelled: subscribe to a "
                 "rectified image (image_rect) for accurate geometry",
             )
-        topic = self._node.resolve_topic_name("camera_info")
-        hint = f" on '{topic}' ({self._node.count_publishers(topic)} publishers)"
+        hint = ""
+        if info is None:  # only the "no CameraInfo" drop names the topic and its publishers
+            topic = self._node.resolve_topic_name("camera_info")
+            hint = f" on '{topic}' ({self._node.count_publishers(topic)} publishers)"
         try:
             frame = posed_frame(
                 msg,

@@ -113,6 +113,8 @@ class SufficiencyNode(Node):
                 where = f"stamp {frame.stamp_ns / 1e9:.3f}: " if frame is not None else ""
                 self._input.drop("rejected", f"{where}{error}")
             except Exception as error:  # one bad frame must never stop the estimates
+                if self._stop.is_set() or not self.context.ok():
+                    return  # shutting down: the context is gone, nothing to count or publish
                 where = f"stamp {frame.stamp_ns / 1e9:.3f}: " if frame is not None else ""
                 self._input.drop(
                     "internal_error",
