@@ -126,6 +126,7 @@ class AtlasNode(Node):
         self._marker_ids: dict = {}  # chunk key -> marker id, stable while the chunk exists
         self._next_marker_id = 1
         self._mesh_subscribers = 0
+        self._full_mesh_publishes = 0
         self._last_header = None
         self._window_note = ""
         self._started = time.monotonic()
@@ -230,8 +231,13 @@ class AtlasNode(Node):
 
     def _on_publish_timer(self) -> None:
         subscribers = self._mesh_pub.get_subscription_count()
-        everything = subscribers > self._mesh_subscribers  # a late subscriber: every chunk
+        if subscribers > self._mesh_subscribers:
+            # A late subscriber: every chunk, for a few periods (its reader may match a little
+            # after the count rises).
+            self._full_mesh_publishes = 3
         self._mesh_subscribers = subscribers
+        everything = self._full_mesh_publishes > 0
+        self._full_mesh_publishes = max(0, self._full_mesh_publishes - 1)
         version = self._map_version
         if version != self._published_version:
             self._published_version = version

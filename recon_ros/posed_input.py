@@ -106,6 +106,9 @@ class PosedImageInput:
         self._queue: collections.deque = collections.deque()
         self._queue_cv = threading.Condition()
         self._camera_info = None
+        # Recent CameraInfo by stamp: an image pairs with the one of its own stamp when it came,
+        # not with whatever arrived last before the worker got to it.
+        self._camera_infos: dict[int, object] = {}
         self._camera_info_lock = threading.Lock()
         self._paired_camera_info = False  # CameraInfo stamps have matched image stamps
         self._counts_lock = threading.Lock()
@@ -191,6 +194,9 @@ class PosedImageInput:
     def _on_camera_info(self, msg) -> None:
         with self._camera_info_lock:
             self._camera_info = msg
+            self._camera_infos[conversions.stamp_to_ns(msg.header.stamp)] = msg
+            while len(self._camera_infos) > 2 * max(self.settings.queue_size, 10):
+                self._camera_infos.pop(next(iter(self._camera_infos)))
 
     def _on_depth(self, msg) -> None:
         with self._depth_lock:
@@ -311,7 +317,7 @@ class PosedImageInput:
         deadline = time.monotonic() + self.settings.tf_timeout_s
         while True:
             with self._camera_info_lock:
-                info = self._camera_info
+                info = self._camera_infos.get(stamp_ns, self._camera_info)
             info_ns = conversions.stamp_to_ns(info.header.stamp) if info is not None else None
             if info_ns == stamp_ns:
                 self._paired_camera_info = True
