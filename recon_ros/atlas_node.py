@@ -24,7 +24,6 @@ import math
 import os
 import threading
 import time
-import traceback
 from pathlib import Path
 
 import numpy as np
@@ -192,18 +191,12 @@ class AtlasNode(Node):
                 if frame is None:
                     continue
                 result = integrate_frame(self._reconstructor, frame)
-            except ValueError as error:
-                where = f"stamp {frame.stamp_ns / 1e9:.3f}: " if frame is not None else ""
-                self._input.drop("rejected", f"{where}{error}")
-                continue
             except Exception as error:  # one bad frame must never stop mapping
-                if self._stop.is_set() or not self.context.ok():
+                if not isinstance(error, ValueError) and (
+                    self._stop.is_set() or not self.context.ok()
+                ):
                     return  # shutting down: the context is gone, nothing to count or publish
-                where = f"stamp {frame.stamp_ns / 1e9:.3f}: " if frame is not None else ""
-                self._input.drop(
-                    "internal_error",
-                    f"{where}{type(error).__name__}: {error}\n{traceback.format_exc(limit=6)}",
-                )
+                self._input.drop_failed(frame, error)
                 continue
             with self._counts_lock:
                 if result.integrated:

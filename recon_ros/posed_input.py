@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import threading
 import time
+import traceback
 from dataclasses import dataclass
 
 import numpy as np
@@ -272,6 +273,18 @@ class PosedImageInput:
             self.drops[reason] += 1
             total = self.drops[reason]
         self._log.warn(reason, f"dropped image [{reason}, {total} so far]: {detail}")
+
+    def drop_failed(self, frame: PosedFrame | None, error: Exception) -> None:
+        """Count a frame a worker could not process: ``rejected`` for the core's ValueError (bad
+        input it names), ``internal_error`` with the traceback for anything else."""
+        where = f"stamp {frame.stamp_ns / 1e9:.3f}: " if frame is not None else ""
+        if isinstance(error, ValueError):
+            self.drop("rejected", f"{where}{error}")
+            return
+        self.drop(
+            "internal_error",
+            f"{where}{type(error).__name__}: {error}\n{traceback.format_exc(limit=6)}",
+        )
 
     def warn(self, key: str, text: str) -> None:
         self._log.warn(key, text)

@@ -15,7 +15,6 @@ same code. Outputs:
 from __future__ import annotations
 
 import threading
-import traceback
 from pathlib import Path
 
 import numpy as np
@@ -109,17 +108,12 @@ class SufficiencyNode(Node):
                 )
                 if result is not None and not self._stop.is_set():
                     self._publish(result)
-            except ValueError as error:
-                where = f"stamp {frame.stamp_ns / 1e9:.3f}: " if frame is not None else ""
-                self._input.drop("rejected", f"{where}{error}")
             except Exception as error:  # one bad frame must never stop the estimates
-                if self._stop.is_set() or not self.context.ok():
+                if not isinstance(error, ValueError) and (
+                    self._stop.is_set() or not self.context.ok()
+                ):
                     return  # shutting down: the context is gone, nothing to count or publish
-                where = f"stamp {frame.stamp_ns / 1e9:.3f}: " if frame is not None else ""
-                self._input.drop(
-                    "internal_error",
-                    f"{where}{type(error).__name__}: {error}\n{traceback.format_exc(limit=6)}",
-                )
+                self._input.drop_failed(frame, error)
 
     def _publish(self, result) -> None:
         from recon_ros.msg import FrameSufficiency

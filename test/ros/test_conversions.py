@@ -237,28 +237,10 @@ def test_compressed_images_decode_and_garbage_is_refused():
         cv.compressed_to_rgb(jpeg)
 
 
-def png_declaring(width: int, height: int) -> bytes:
-    """A 1x1 PNG whose header (IHDR, with a valid CRC) claims ``width`` x ``height``: a few
-    bytes that would decode into gigabytes."""
-    import io
-    import struct
-    import zlib
-
-    from PIL import Image as PILImage
-
-    buffer = io.BytesIO()
-    PILImage.new("RGB", (1, 1)).save(buffer, format="PNG")
-    data = bytearray(buffer.getvalue())
-    ihdr = data.index(b"IHDR")
-    data[ihdr + 4 : ihdr + 12] = struct.pack(">II", width, height)
-    crc = zlib.crc32(bytes(data[ihdr : ihdr + 17]))
-    data[ihdr + 17 : ihdr + 21] = struct.pack(">I", crc)
-    return bytes(data)
-
-
 def test_oversized_images_are_refused_before_decoding():
     """Issue 9.1: a 20000x20000 PNG header (PIL's decompression bomb) and a raw Image declaring
     more pixels than max_image_pixels raise ValueError (a dropped frame), never anything else."""
+    from recon_ros.benchmarks.fuzz import png_declaring
     from recon_ros.frames import FrameDropped, decode_rgb
 
     msg = cv.rgb_to_compressed_msg(np.zeros((4, 4, 3), np.uint8), STAMP, "cam", "png")
