@@ -15,7 +15,8 @@ Topics (relative names, remap them): subscribes ``image``, ``camera_info``, ``/t
 ``/tf_static`` (or ``pose`` / ``odometry``); publishes ``~/mesh`` (visualization_msgs/Marker,
 TRIANGLE_LIST), ``~/semantic_cloud`` (sensor_msgs/PointCloud2: x y z rgb confidence label),
 ``~/window`` (the rolling volume's outline) and ``~/status`` (recon_ros/AtlasStatus). Services:
-``~/save_map`` (recon_ros/SaveMap), ``~/reset`` (std_srvs/Trigger).
+``~/save_map`` (recon_ros/SaveMap), ``~/load_map`` (recon_ros/LoadMap), ``~/reset``
+(std_srvs/Trigger).
 """
 
 from __future__ import annotations
@@ -34,7 +35,12 @@ from rclpy.node import Node
 from recon_ros import conversions
 from recon_ros.parameters import CORE_PARAMS, NODE_PARAMS, resolve
 from recon_ros.posed_input import InputSettings, PosedImageInput
-from recon_ros.reconstruction import build_reconstructor, integrate_frame, save_map_outputs
+from recon_ros.reconstruction import (
+    build_reconstructor,
+    integrate_frame,
+    map_folder_to_load,
+    save_map_outputs,
+)
 from recon_ros.ros_common import LATCHED_QOS, run_node
 from recon_ros.ros_params import declare_table
 
@@ -84,7 +90,7 @@ class AtlasNode(Node):
         from std_srvs.srv import Trigger
 
         from recon_ros.msg import AtlasStatus
-        from recon_ros.srv import SaveMap
+        from recon_ros.srv import LoadMap, SaveMap
 
         self._cloud_pub = self.create_publisher(PointCloud2, "~/semantic_cloud", LATCHED_QOS)
         self._window_pub = self.create_publisher(self._marker_type(), "~/window", LATCHED_QOS)
@@ -92,6 +98,9 @@ class AtlasNode(Node):
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_service(
             SaveMap, "~/save_map", self._on_save, callback_group=self._mapping_group
+        )
+        self.create_service(
+            LoadMap, "~/load_map", self._on_load, callback_group=self._mapping_group
         )
         self.create_service(Trigger, "~/reset", self._on_reset, callback_group=self._mapping_group)
         # Processing periods are compute scheduling, measured on the steady clock: with
@@ -125,7 +134,8 @@ class AtlasNode(Node):
         self._marker_ids: dict = {}  # chunk key -> marker id, stable while the chunk exists
         self._next_marker_id = 1
         self._mesh_subscribers = 0
-        self._full_mesh_publishes = 0
+        self._whole_mesh_until = -math.inf  # monotonic time: every chunk goes out until then
+        self._last_whole_mesh = time.monotonic()
         self._last_header = None
         self._window_note = ""
         self._started = time.monotonic()
@@ -157,6 +167,7 @@ class AtlasNode(Node):
         self._values = resolve({**core, **node})
         self._cnn_period = node["cnn_period_s"]
         self._publish_period = node["publish_period_s"]
+        self._mesh_refresh_period = node["mesh_refresh_period_s"]
         self._color_mode = node["mesh_color_mode"]
         self._output_directory = Path(node["output_directory"]).expanduser()
         self._publish_window = node["publish_window"]
@@ -223,14 +234,19 @@ class AtlasNode(Node):
         return header.stamp if header is not None else self.get_clock().now().to_msg()
 
     def _on_publish_timer(self) -> None:
+        now = time.monotonic()
         subscribers = self._mesh_pub.get_subscription_count()
         if subscribers > self._mesh_subscribers:
-            # A late subscriber: every chunk, for a few periods (its reader may match a little
-            # after the count rises).
-            self._full_mesh_publishes = 3
+            # A late subscriber: every chunk for a while, by the clock and not a count of
+            # periods, since its reader may match well after the count rises on a busy machine.
+            self._whole_mesh_until = now + max(3 * self._publish_period, 3.0)
         self._mesh_subscribers = subscribers
-        everything = self._full_mesh_publishes > 0
-        self._full_mesh_publishes = max(0, self._full_mesh_publishes - 1)
+        refresh = self._mesh_refresh_period
+        everything = now < self._whole_mesh_until or (
+            refresh > 0 and now - self._last_whole_mesh >= refresh
+        )
+        if everything:
+            self._last_whole_mesh = now
         version = self._map_version
         if version != self._published_version:
             self._published_version = version
@@ -448,6 +464,27 @@ class AtlasNode(Node):
         response.map_path = str(saved.map_path)
         response.message = (
             f"saved {saved.triangles} triangles and the map into {saved.folder} (mesh.ply, map/)"
+        )
+        self.get_logger().info(response.message)
+        return response
+
+    def _on_load(self, request, response):
+        try:
+            folder = map_folder_to_load(self._output_directory, request.path)
+            chunks = self._reconstructor.load_map(folder)
+        except (ValueError, OSError) as error:
+            response.success = False
+            response.message = f"map not loaded, the current one is kept: {error}"
+            self.get_logger().warn(response.message)
+            return response
+        with self._counts_lock:
+            self._integrated_at_update = self._integrated
+        self._map_version += 1
+        response.success = True
+        response.chunks = chunks
+        response.message = (
+            f"loaded {chunks} map chunks from {folder}; the window starts afresh and the "
+            "next frames map into the loaded map"
         )
         self.get_logger().info(response.message)
         return response

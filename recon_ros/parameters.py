@@ -323,6 +323,14 @@ NODE_PARAMS = (
         (0.05, 3600.0),
     ),
     Param(
+        "mesh_refresh_period_s",
+        10.0,
+        "Every this many seconds the mesh goes out whole (every chunk), so a subscriber the "
+        "node did not see arrive still gets all of it; between, only changed chunks. 0: only "
+        "when the subscriber count rises.",
+        (0.0, 3600.0),
+    ),
+    Param(
         "mesh_color_mode",
         "semantic",
         "Mesh vertex colours: 'semantic' (class palette) or 'rgb' (image colour).",

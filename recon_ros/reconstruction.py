@@ -14,7 +14,11 @@ import numpy as np
 
 from recon_ros import parameters
 from recon_ros.core.atomic_io import atomic_directory, remove_stale_temporaries
-from recon_ros.core.reconstructor import AtlasReconstructor, ReconstructorConfig
+from recon_ros.core.reconstructor import (
+    MAP_METADATA_FILE,
+    AtlasReconstructor,
+    ReconstructorConfig,
+)
 from recon_ros.ply import write_ply
 from recon_ros.weights import (
     default_atlas_weights,
@@ -107,6 +111,23 @@ class SavedMap:
     mesh_path: Path
     map_path: Path
     triangles: int
+
+
+def map_folder_to_load(output_directory: Path, path: str) -> Path:
+    """The map folder (holding map.json) that ``path`` names: a folder ``save_map_outputs``
+    wrote, its ``map/`` folder, or a save name; relative paths are taken in ``output_directory``.
+
+    Raises:
+        ValueError: an empty path.
+        FileNotFoundError: no saved map there.
+    """
+    if not path.strip():
+        raise ValueError("load_map: give the folder save_map wrote, or its name")
+    folder = Path(output_directory).expanduser() / Path(path).expanduser()  # absolute stays so
+    for candidate in (folder / "map", folder):
+        if (candidate / MAP_METADATA_FILE).is_file():
+            return candidate
+    raise FileNotFoundError(f"load_map: no saved map in {folder} (nor in {folder / 'map'})")
 
 
 def save_map_outputs(

@@ -81,3 +81,54 @@ def test_names_symlinks_and_an_interrupted_save(mapped, tmp_path):
     save_map_outputs(mapped, tmp_path / "out", first.folder.name, "rgb")  # replaces it whole
     assert not left.exists()
     assert (first.map_path / "map.json").is_file() and first.mesh_path.read_bytes() != before
+
+
+def test_load_map_replaces_the_map_or_keeps_it(mapped, tmp_path):
+    """atlas_node's load_map, ROS-free (issue 10.6): a saved map found by folder, by its map/
+    folder or by name; a damaged or mismatched one changes nothing."""
+    from recon_ros.reconstruction import map_folder_to_load
+
+    saved = save_map_outputs(mapped, tmp_path, "office", "semantic")
+    assert map_folder_to_load(tmp_path, "office") == saved.map_path
+    assert map_folder_to_load(tmp_path, str(saved.folder)) == saved.map_path
+    assert map_folder_to_load(tmp_path, str(saved.map_path)) == saved.map_path
+    with pytest.raises(FileNotFoundError, match="no saved map"):
+        map_folder_to_load(tmp_path, "nowhere")
+
+    other = AtlasReconstructor(None, mapped.config)
+    K = np.array([[60.0, 0, 31.5], [0, 60.0, 23.5], [0, 0, 1]])
+    T = np.eye(4)
+    T[:3, :3] = [[0, 0, 1], [-1, 0, 0], [0, -1, 0]]
+    T[2, 3] = 1.0
+    for i in range(3):  # a wall nearer than the saved one
+        T[1, 3] = 0.1 * i
+        other.integrate(np.zeros((48, 64, 3), np.uint8), K, T, float(i),
+                        depth=np.full((48, 64), 2.0, np.float32))  # fmt: skip
+    other.update()
+    assert other.map.num_chunks > 0
+    assert other.mesh().vertices[:, 0].min() > 1.8  # its wall, at x = 2 m
+    assert other.load_map(saved.map_path) == mapped.map.num_chunks
+    np.testing.assert_array_equal(other.mesh().vertices, mapped.mesh().vertices)
+    assert other.mesh().vertices[:, 0].max() < 1.8  # the saved wall only, at 1.5 m
+    assert not other.window.placed  # the window starts afresh
+
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    (damaged / "map.json").write_bytes((saved.map_path / "map.json").read_bytes())
+    (damaged / "map.npz").write_bytes((saved.map_path / "map.npz").read_bytes()[:100])
+    loaded = other.map.to_arrays()
+    with pytest.raises(ValueError, match="cannot be read"):
+        other.load_map(damaged)
+    arrays = dict(loaded)
+    arrays["tsdf"] = arrays["tsdf"].copy()
+    arrays["tsdf"][0, 0, 0, 0] = np.nan
+    np.savez(damaged / "map.npz", **arrays)
+    with pytest.raises(ValueError, match="not finite"):
+        other.load_map(damaged)
+    coarse = AtlasReconstructor(None, ReconstructorConfig(
+        device="cpu", depth_source="sensor", window_dims=(32, 32, 32), chunk_size=8,
+        voxel_size=0.1))  # fmt: skip
+    with pytest.raises(ValueError, match="voxel_size"):
+        coarse.load_map(saved.map_path)
+    for name, array in other.map.to_arrays().items():  # untouched by the failed loads
+        np.testing.assert_array_equal(array, loaded[name])

@@ -459,9 +459,14 @@ class GlobalMap:
                 },
             }
 
-    def load_arrays(self, arrays: dict[str, np.ndarray]) -> None:
-        """Replace the map's content with ``to_arrays`` output (shapes and dtypes checked)."""
+    def check_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        """Raise ValueError naming the fault unless ``arrays`` is ``to_arrays`` output this map
+        can hold: every array present with its shape and dtype, unique keys, a finite TSDF,
+        no more chunks than ``max_chunks``."""
         size = self.chunk_size
+        missing = {"keys", "tsdf", "weight", "label", "confidence", "rgb"} - set(arrays)
+        if missing:
+            raise ValueError(f"map: lacks the arrays {sorted(missing)}")
         keys = np.asarray(arrays["keys"])
         n = len(keys)
         expected = {
@@ -471,8 +476,8 @@ class GlobalMap:
             "confidence": ((n, size, size, size), np.float16),
             "rgb": ((n, size, size, size, 3), np.uint8),
         }
-        if keys.shape != (n, 3):
-            raise ValueError(f"map keys: expected (N, 3), got {keys.shape}")
+        if keys.shape != (n, 3) or not np.issubdtype(keys.dtype, np.integer):
+            raise ValueError(f"map keys: expected (N, 3) integers, got {keys.shape} {keys.dtype}")
         for name, (shape, dtype) in expected.items():
             array = arrays[name]
             if array.shape != shape or array.dtype != dtype:
@@ -480,6 +485,18 @@ class GlobalMap:
                     f"map {name}: expected {shape} {np.dtype(dtype)}, got {array.shape} "
                     f"{array.dtype}"
                 )
+        if len({tuple(k) for k in keys.tolist()}) != n:
+            raise ValueError("map keys: a chunk appears twice")
+        if n > self.max_chunks:
+            raise ValueError(f"map: {n} chunks, more than max_chunks {self.max_chunks}")
+        if not np.all(np.isfinite(arrays["tsdf"])):
+            raise ValueError("map tsdf: holds values that are not finite")
+
+    def load_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        """Replace the map's content with ``to_arrays`` output (checked by ``check_arrays``
+        first: on a fault the map is left as it was)."""
+        self.check_arrays(arrays)
+        keys = np.asarray(arrays["keys"])
         with self._lock:
             self.clear()
             for i, key in enumerate(keys):

@@ -34,6 +34,7 @@ import math
 import os
 import threading
 import time
+import zipfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -975,27 +976,31 @@ class AtlasReconstructor:
     def reset(self) -> None:
         """Forget the window, the map, the keyframe history, counters and timings."""
         with self._integrate_lock, self._update_lock, self._window_lock:
-            self._state = _State()
-            if self.config.window_mode == "auto":
-                self.window_dims = self.config.window_dims
-                self._volume = self._new_volume(self._initial_origin_index)
-                self.policy = WindowPolicy(
-                    self.window_dims,
-                    self.voxel_size,
-                    self.config.chunk_size,
-                    self.config.window_policy_config(),
-                )
-            self._volume.reset(self._initial_origin_index)
-            self.map.clear()
-            if self.refiner is not None and self.map.refiner is None:
-                self.map.set_refiner(self.refiner)  # a new map starts with the refinement on
-                self.refinement_note = (
-                    f"3D refinement on ({self.refiner.mode}): chunks with fused surface"
-                )
-            self._gate.reset()
-            if self.stage is not None:
-                self.stage.reset()
-            self._timer.reset()
+            self._reset_locked()
+
+    def _reset_locked(self) -> None:
+        """``reset``'s work; the caller holds the integrate, update and window locks."""
+        self._state = _State()
+        if self.config.window_mode == "auto":
+            self.window_dims = self.config.window_dims
+            self._volume = self._new_volume(self._initial_origin_index)
+            self.policy = WindowPolicy(
+                self.window_dims,
+                self.voxel_size,
+                self.config.chunk_size,
+                self.config.window_policy_config(),
+            )
+        self._volume.reset(self._initial_origin_index)
+        self.map.clear()
+        if self.refiner is not None and self.map.refiner is None:
+            self.map.set_refiner(self.refiner)  # a new map starts with the refinement on
+            self.refinement_note = (
+                f"3D refinement on ({self.refiner.mode}): chunks with fused surface"
+            )
+        self._gate.reset()
+        if self.stage is not None:
+            self.stage.reset()
+        self._timer.reset()
 
     # --- persistence ---------------------------------------------------------------------------
 
@@ -1039,6 +1044,22 @@ class AtlasReconstructor:
             ValueError: unknown format or version, or a voxel size, chunk size or class list
                 different from this reconstructor's.
         """
+        reconstructor = cls(model, config)
+        reconstructor.load_map(directory)
+        return reconstructor
+
+    def load_map(self, directory: str | os.PathLike) -> int:
+        """Replace the map with the one saved in ``directory`` (by ``save``); the window, the
+        keyframe history and the counters start afresh. Everything is read and checked before
+        anything changes, so a map that cannot be loaded leaves this one as it was.
+
+        Returns the number of chunks loaded.
+
+        Raises:
+            FileNotFoundError: ``directory`` lacks the map files.
+            ValueError: unknown format or version, damaged arrays, or a voxel size, chunk size
+                or class list different from this reconstructor's.
+        """
         directory = Path(directory)
         metadata_path, arrays_path = directory / MAP_METADATA_FILE, directory / MAP_ARRAYS_FILE
         for path in (metadata_path, arrays_path):
@@ -1046,31 +1067,41 @@ class AtlasReconstructor:
                 raise FileNotFoundError(f"map: no {path.name} in {directory}")
         try:
             metadata = json.loads(metadata_path.read_text())
-        except json.JSONDecodeError as error:
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise ValueError(f"map: {metadata_path} is not valid JSON ({error})") from error
-        if metadata.get("format") != MAP_FORMAT:
+        if not isinstance(metadata, dict) or metadata.get("format") != MAP_FORMAT:
             raise ValueError(f"map: {directory} is not a recon_ros Atlas map")
         if metadata.get("format_version") != MAP_FORMAT_VERSION:
             raise ValueError(
                 f"map: format version {metadata.get('format_version')}, this code reads "
                 f"{MAP_FORMAT_VERSION}"
             )
-        reconstructor = cls(model, config)
-        if not math.isclose(metadata["voxel_size"], reconstructor.voxel_size, rel_tol=1e-9):
+        try:
+            voxel_size = float(metadata["voxel_size"])
+            chunk_size = int(metadata["chunk_size"])
+            class_names = tuple(metadata["class_names"])
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(f"map: {metadata_path} lacks a valid {error}") from error
+        if not math.isclose(voxel_size, self.voxel_size, rel_tol=1e-9):
             raise ValueError(
-                f"map: voxel_size {metadata['voxel_size']} differs from the reconstructor's "
-                f"{reconstructor.voxel_size}"
+                f"map: voxel_size {voxel_size} differs from the reconstructor's {self.voxel_size}"
             )
-        if metadata["chunk_size"] != reconstructor.config.chunk_size:
+        if chunk_size != self.config.chunk_size:
             raise ValueError(
-                f"map: chunk_size {metadata['chunk_size']} differs from the reconstructor's "
-                f"{reconstructor.config.chunk_size}"
+                f"map: chunk_size {chunk_size} differs from the reconstructor's "
+                f"{self.config.chunk_size}"
             )
-        if tuple(metadata["class_names"]) != reconstructor.class_names:
+        if class_names != self.class_names:
             raise ValueError(
-                f"map: classes {metadata['class_names']} differ from the model's "
-                f"{list(reconstructor.class_names)}"
+                f"map: classes {list(class_names)} differ from the model's {list(self.class_names)}"
             )
-        with np.load(arrays_path, allow_pickle=False) as data:
-            reconstructor.map.load_arrays({name: data[name] for name in data.files})
-        return reconstructor
+        try:
+            with np.load(arrays_path, allow_pickle=False) as data:
+                arrays = {name: data[name] for name in data.files}
+        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
+            raise ValueError(f"map: {arrays_path} cannot be read ({error})") from error
+        with self._integrate_lock, self._update_lock, self._window_lock:
+            self.map.check_arrays(arrays)  # before anything is cleared
+            self._reset_locked()
+            self.map.load_arrays(arrays)
+        return len(arrays["keys"])

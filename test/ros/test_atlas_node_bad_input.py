@@ -101,6 +101,14 @@ def test_bad_input_is_dropped_with_a_logged_reason(ros_node, start_node):
     time.sleep(0.5)
     send_image(100.1)
     expect("bad_camera_info", 1, "bad_camera_info")
+    # CameraInfo declaring 4294967292x3221225469 px (the image's aspect ratio, so it would once
+    # have been scaled down to a near-zero focal length) is refused by its bounds (issue 9.3)
+    huge_info = cv.camera_info_msg(CAMERA, stamp(100.0), "cam")
+    huge_info.width, huge_info.height = 4294967292, 3221225469
+    info_pub.publish(huge_info)
+    time.sleep(0.5)
+    send_image(100.15)
+    expect("bad_camera_info", 2, "bad_camera_info for an absurd size")
     info_pub.publish(cv.camera_info_msg(CAMERA, stamp(100.0), "cam"))
     time.sleep(0.5)
     # no transform for the camera at all
@@ -138,12 +146,12 @@ def test_bad_input_is_dropped_with_a_logged_reason(ros_node, start_node):
     send_image(101.5)
     send_image(104.5)
     final = status.wait_for(
-        lambda m, _: m.frames_integrated >= 1 and m.frames_received == 10,
+        lambda m, _: m.frames_integrated >= 1 and m.frames_received == 11,
         60,
         "a good frame integrated",
         [atlas],
     )
-    assert final.frames_received == 10
+    assert final.frames_received == 11
     assert (
         final.frames_integrated + final.frames_not_keyframes + final.frames_dropped
         == final.frames_received
@@ -154,12 +162,12 @@ def test_bad_input_is_dropped_with_a_logged_reason(ros_node, start_node):
     # frame has no transform each wait tf_timeout_s in the worker, so most are still queued
     for i in range(12):
         send_image(106.0 + 0.01 * i, frame="cam_without_tf")
-    status.wait_for(lambda m, _: m.frames_received == 22, 20, "the burst received", [atlas])
+    status.wait_for(lambda m, _: m.frames_received == 23, 20, "the burst received", [atlas])
     reply = ros_node.call(Trigger, "/atlas_node/reset", Trigger.Request())
     assert reply.success and "queued images discarded" in reply.message
     settled = status.wait_for(
         lambda m, _: (
-            m.frames_integrated + m.frames_not_keyframes + m.frames_dropped == 22
+            m.frames_integrated + m.frames_not_keyframes + m.frames_dropped == 23
             and drops(m).get("reset", 0) > 0
         ),
         30,
@@ -172,7 +180,7 @@ def test_bad_input_is_dropped_with_a_logged_reason(ros_node, start_node):
     # the same accounting on /diagnostics, for rqt_robot_monitor and the aggregator (issue 10.6)
     def diagnosed(m, _):
         values = {kv.key: kv.value for kv in m.status[0].values} if m.status else {}
-        return values.get("frames_received") == "22" and "atlas_node" in m.status[0].name
+        return values.get("frames_received") == "23" and "atlas_node" in m.status[0].name
 
     report = diagnostics.wait_for(diagnosed, 20, "diagnostics with the final counts", [atlas])
     values = {kv.key: kv.value for kv in report.status[0].values}
@@ -183,6 +191,7 @@ def test_bad_input_is_dropped_with_a_logged_reason(ros_node, start_node):
     for cause in (
         "no CameraInfo received yet on '/cam/camera_info'",
         "focal length must be positive",
+        "above 65535 px a side",
         "frame 'cam' does not exist",
         "ignored a transform on /tf",
         "not finite",

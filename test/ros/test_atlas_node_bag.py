@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from recon_ros.msg import AtlasStatus
-from recon_ros.srv import SaveMap
+from recon_ros.srv import LoadMap, SaveMap
 from sensor_msgs.msg import PointCloud2
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import Marker, MarkerArray
@@ -25,6 +25,11 @@ from recon_ros.tf_buffer import TransformBuffer
 
 LATCHED = QoSProfile(
     depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+)
+# The mesh goes out as changes: a depth-1 reader can have one overwritten before it is taken
+# and then lacks those chunks until the next whole refresh, so the test keeps every message.
+EVERY_MESH = QoSProfile(
+    depth=500, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
 )
 IMAGE_TOPIC = "/camera/color/image_raw"
 
@@ -72,7 +77,7 @@ def test_demo_bag_replayed_live(ros_node, start_node, tmp_path):
         remaps={"image": IMAGE_TOPIC, "camera_info": "/camera/color/camera_info"},
     )
     status = ros_node.collect(AtlasStatus, "/atlas_node/status", LATCHED)
-    meshes = ros_node.collect(MarkerArray, "/atlas_node/mesh", LATCHED)
+    meshes = ros_node.collect(MarkerArray, "/atlas_node/mesh", EVERY_MESH)
     clouds = ros_node.collect(PointCloud2, "/atlas_node/semantic_cloud", LATCHED)
 
     deadline = time.monotonic() + 120
@@ -164,7 +169,7 @@ def test_demo_bag_replayed_live(ros_node, start_node, tmp_path):
     assert (tmp_path / "saved" / "bag_test" / "map" / "map.json").is_file()
 
     # a subscriber that comes late gets every chunk, not only the last changes
-    late = ros_node.collect(MarkerArray, "/atlas_node/mesh", LATCHED)
+    late = ros_node.collect(MarkerArray, "/atlas_node/mesh", EVERY_MESH)
     with meshes._lock:
         everything = {m.id for m in shown(list(meshes.messages))}
     late.wait_for(
@@ -175,5 +180,16 @@ def test_demo_bag_replayed_live(ros_node, start_node, tmp_path):
     assert ros_node.call(Trigger, "/atlas_node/reset", Trigger.Request()).success
     meshes.wait_for(
         lambda _, all_: not shown(all_), 30, "every mesh chunk deleted after reset", [atlas]
+    )
+
+    # load_map brings the saved map back (issue 10.6); a folder without a map changes nothing
+    missing = ros_node.call(LoadMap, "/atlas_node/load_map", LoadMap.Request(path="nowhere"))
+    assert not missing.success and "no saved map" in missing.message
+    loaded = ros_node.call(
+        LoadMap, "/atlas_node/load_map", LoadMap.Request(path="bag_test"), timeout=60
+    )
+    assert loaded.success and loaded.chunks > 0, loaded.message
+    meshes.wait_for(  # the same chunks hold triangles as before the reset
+        lambda _, all_: len(shown(all_)) == len(everything), 30, "the loaded map's mesh", [atlas]
     )
     assert atlas.alive() and "Traceback" not in atlas.log()

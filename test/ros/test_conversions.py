@@ -144,6 +144,32 @@ def test_camera_info_to_camera_with_binning_and_roi():
     assert round_trip == camera
 
 
+def test_absurd_camera_info_raises():
+    """The values a hostile or broken driver sent (each was once taken silently)."""
+    k = [500, 0, 319.5, 0, 500, 239.5, 0, 0, 1]
+    with pytest.raises(ValueError, match="above 65535 px a side"):
+        cv.camera_info_to_camera(camera_info(k, width=4294967295, height=4294967295))
+    info = camera_info(k)
+    info.roi.x_offset, info.roi.y_offset, info.roi.width, info.roi.height = 4294967295, 0, 10, 10
+    with pytest.raises(ValueError, match=r"region of interest .* outside"):
+        cv.camera_info_to_camera(info)
+    with pytest.raises(ValueError, match="field of view"):
+        cv.camera_info_to_camera(camera_info([1e38, 0, 319.5, 0, 1e38, 239.5, 0, 0, 1]))
+    with pytest.raises(ValueError, match="field of view"):
+        cv.camera_info_to_camera(camera_info([1, 0, 319.5, 0, 1, 239.5, 0, 0, 1]))
+    with pytest.raises(ValueError, match="not a pinhole matrix"):
+        cv.camera_info_to_camera(camera_info([500, 0, 319.5, 0, 500, 239.5, 0, 0, 0]))
+    with pytest.raises(ValueError, match="skew"):
+        cv.camera_info_to_camera(camera_info([500, 80, 319.5, 0, 500, 239.5, 0, 0, 1]))
+    with pytest.raises(ValueError, match="principal point"):
+        cv.camera_info_to_camera(camera_info([500, 0, -4.3e9, 0, 500, 239.5, 0, 0, 1]))
+    with pytest.raises(ValueError, match="binning"):
+        cv.camera_info_to_camera(camera_info(k, binning_x=1000))
+    # a real wide-angle rectified camera and a telephoto still pass
+    assert cv.camera_info_to_camera(camera_info([120, 0, 319.5, 0, 120, 239.5, 0, 0, 1]))
+    assert cv.camera_info_to_camera(camera_info([60000, 0, 319.5, 0, 60000, 239.5, 0, 0, 1]))
+
+
 @pytest.mark.parametrize(
     ("k", "message"),
     [
@@ -219,7 +245,7 @@ def test_marker_triangle_list_has_a_point_and_colour_per_corner():
 
 def test_pinhole_camera_is_shared_with_the_core():
     assert isinstance(
-        cv.camera_info_to_camera(camera_info([1, 0, 0, 0, 1, 0, 0, 0, 1])), PinholeCamera
+        cv.camera_info_to_camera(camera_info([500, 0, 320, 0, 500, 240, 0, 0, 1])), PinholeCamera
     )
 
 
