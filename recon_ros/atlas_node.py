@@ -14,7 +14,8 @@ Threads (MultiThreadedExecutor):
 Topics (relative names, remap them): subscribes ``image``, ``camera_info``, ``/tf``,
 ``/tf_static`` (or ``pose`` / ``odometry``); publishes ``~/mesh`` (visualization_msgs/Marker,
 TRIANGLE_LIST), ``~/semantic_cloud`` (sensor_msgs/PointCloud2: x y z rgb confidence label),
-``~/window`` (the rolling volume's outline) and ``~/status`` (recon_ros/AtlasStatus). Services:
+``~/window`` (the rolling volume's outline), ``~/occupancy`` (nav_msgs/OccupancyGrid: a 2D slice
+of the map for planners) and ``~/status`` (recon_ros/AtlasStatus). Services:
 ``~/save_map`` (recon_ros/SaveMap), ``~/load_map`` (recon_ros/LoadMap), ``~/reset``
 (std_srvs/Trigger).
 """
@@ -94,6 +95,9 @@ class AtlasNode(Node):
 
         self._cloud_pub = self.create_publisher(PointCloud2, "~/semantic_cloud", LATCHED_QOS)
         self._window_pub = self.create_publisher(self._marker_type(), "~/window", LATCHED_QOS)
+        from nav_msgs.msg import OccupancyGrid
+
+        self._occupancy_pub = self.create_publisher(OccupancyGrid, "~/occupancy", LATCHED_QOS)
         self._status_pub = self.create_publisher(AtlasStatus, "~/status", LATCHED_QOS)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_service(
@@ -171,6 +175,13 @@ class AtlasNode(Node):
         self._color_mode = node["mesh_color_mode"]
         self._output_directory = Path(node["output_directory"]).expanduser()
         self._publish_window = node["publish_window"]
+        self._publish_occupancy = node["publish_occupancy"]
+        self._occupancy_band = (node["occupancy_min_height_m"], node["occupancy_max_height_m"])
+        if self._occupancy_band[1] < self._occupancy_band[0]:
+            raise ValueError(
+                f"occupancy_max_height_m {self._occupancy_band[1]} is below "
+                f"occupancy_min_height_m {self._occupancy_band[0]}"
+            )
         self._stall_warning_s = node["stall_warning_s"]
 
     # --- integration worker -------------------------------------------------------------
@@ -304,6 +315,14 @@ class AtlasNode(Node):
             points.xyz, points.rgb, points.label, points.confidence
         )
         self._cloud_pub.publish(conversions.array_to_pointcloud2(cloud, stamp, self._world_frame))
+        if self._publish_occupancy:
+            grid = self._reconstructor.occupancy_slice(*self._occupancy_band)
+            self._occupancy_pub.publish(
+                conversions.occupancy_grid_msg(
+                    grid.cells, grid.origin, grid.rotation, grid.resolution, stamp,
+                    self._world_frame,
+                )
+            )  # fmt: skip
         if self._publish_window:
             window = self._reconstructor.window
             size = np.asarray(window.dims) * window.voxel_size

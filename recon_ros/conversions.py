@@ -565,6 +565,31 @@ def markers_to_mesh(markers) -> MeshArrays:
     )
 
 
+def occupancy_grid_msg(cells, origin, rotation, resolution: float, stamp, frame_id: str):
+    """A nav_msgs/OccupancyGrid of ``cells`` (H, W) int8 (100 occupied, 0 free, -1 unknown; row
+    0 first, columns along the grid's x), whose cell (0, 0) has its corner at ``origin`` (3,)
+    and whose axes are the columns of ``rotation`` (3, 3), in ``frame_id``."""
+    from geometry_msgs.msg import Point, Pose, Quaternion
+    from nav_msgs.msg import OccupancyGrid
+
+    cells = np.asarray(cells, dtype=np.int8)
+    if cells.ndim != 2:
+        raise ValueError(f"occupancy cells: expected (H, W), got {cells.shape}")
+    qx, qy, qz, qw = matrix_to_quaternion(np.asarray(rotation, dtype=np.float64))
+    msg = OccupancyGrid()
+    msg.header.stamp = stamp
+    msg.header.frame_id = frame_id
+    msg.info.map_load_time = stamp
+    msg.info.resolution = float(resolution)
+    msg.info.height, msg.info.width = (int(v) for v in cells.shape)
+    msg.info.origin = Pose(
+        position=Point(x=float(origin[0]), y=float(origin[1]), z=float(origin[2])),
+        orientation=Quaternion(x=float(qx), y=float(qy), z=float(qz), w=float(qw)),
+    )
+    msg.data = array.array("b", cells.tobytes())
+    return msg
+
+
 def box_outline_marker(origin, size, stamp, frame_id: str, ns="atlas_window", marker_id=0):
     """visualization_msgs/Marker LINE_LIST outlining an axis-aligned box (the rolling window)."""
     from geometry_msgs.msg import Point

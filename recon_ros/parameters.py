@@ -343,6 +343,24 @@ NODE_PARAMS = (
     ),
     Param("publish_window", True, "Publish the rolling window's outline on ~/window."),
     Param(
+        "publish_occupancy",
+        True,
+        "Publish ~/occupancy (nav_msgs/OccupancyGrid): the map's 2D slice between "
+        "occupancy_min_height_m and occupancy_max_height_m above the floor, for planners.",
+    ),
+    Param(
+        "occupancy_min_height_m",
+        0.1,
+        "Lower height of the occupancy slice above the floor (below: the floor itself).",
+        (-10.0, 10.0),
+    ),
+    Param(
+        "occupancy_max_height_m",
+        1.0,
+        "Upper height of the occupancy slice above the floor (the robot's height).",
+        (-10.0, 10.0),
+    ),
+    Param(
         "stall_warning_s",
         10.0,
         "Warn when no image arrived, or none was integrated, for this long.",

@@ -32,6 +32,7 @@ import numpy as np
 
 from recon_ros.core.classes import IGNORE_LABEL
 from recon_ros.core.meshing import SATURATION, Mesh, concatenate_meshes, extract_mesh
+from recon_ros.core.occupancy import OccupancySlice, occupancy_slice
 
 ChunkKey = tuple[int, int, int]
 #: Neighbours whose first voxel layer forms a chunk's apron.
@@ -381,6 +382,25 @@ class GlobalMap:
         """Mesh of the whole map (colours = image colours; see ``colorize_mesh``), remeshing only
         the chunks whose data or apron changed since their cached mesh."""
         return concatenate_meshes([mesh for _, _, mesh in self.chunk_meshes()])
+
+    def occupancy_slice(
+        self, up_axis: int, up_sign: float, floor_m: float, low_m: float, high_m: float
+    ) -> OccupancySlice:
+        """The 2D occupancy of the heights [low_m, high_m] above the floor (``core.occupancy``);
+        voxels below ``min_mesh_weight`` count as unobserved, as in the mesh."""
+        with self._lock:
+            columns = {key: (chunk.tsdf, chunk.weight) for key, chunk in self.chunks.items()}
+            return occupancy_slice(
+                columns,
+                self.chunk_size,
+                self.voxel_size,
+                up_axis,
+                up_sign,
+                floor_m,
+                low_m,
+                high_m,
+                self.min_mesh_weight,
+            )
 
     def chunk_meshes(self) -> list[tuple[ChunkKey, tuple, Mesh]]:
         """``(key, stamp, mesh)`` of every chunk, in key order, remeshing stale chunks first.

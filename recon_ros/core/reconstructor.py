@@ -69,6 +69,7 @@ from recon_ros.core.meshing import (
     semantic_point_cloud,
 )
 from recon_ros.core.model3d import DIMS_MULTIPLE
+from recon_ros.core.occupancy import OccupancySlice
 from recon_ros.core.refine_checkpoint import load_refine_net
 from recon_ros.core.refine_net import SurfaceRefinerNet
 from recon_ros.core.surface_refiner import SurfaceRefiner
@@ -938,6 +939,15 @@ class AtlasReconstructor:
             (key, stamp, colorize_mesh(copy.copy(mesh), color_by, self.color_table))
             for key, stamp, mesh in chunks
         ]
+
+    def occupancy_slice(self, low_m: float, high_m: float) -> OccupancySlice:
+        """The map's 2D occupancy between ``low_m`` and ``high_m`` above the floor, across world
+        up (``core.occupancy``): the up axis and floor the window placement found (the floor
+        at 0 along up where none is known)."""
+        with self._window_lock:
+            cfg = self.policy.config
+        floor = cfg.floor_z if cfg.floor_z is not None else 0.0
+        return self.map.occupancy_slice(cfg.up_axis, cfg.up_sign, floor, low_m, high_m)
 
     def semantic_points(self) -> SemanticPointCloud:
         """Surface points of the map, one per ``point_cell_size`` cell: xyz (N, 3) float32, rgb
