@@ -36,12 +36,7 @@ from rclpy.node import Node
 from recon_ros import conversions
 from recon_ros.parameters import CORE_PARAMS, NODE_PARAMS, resolve
 from recon_ros.posed_input import InputSettings, PosedImageInput
-from recon_ros.reconstruction import (
-    build_reconstructor,
-    integrate_frame,
-    map_folder_to_load,
-    save_map_outputs,
-)
+from recon_ros.reconstruction import MappingPipeline
 from recon_ros.ros_common import LATCHED_QOS, run_node
 from recon_ros.ros_params import declare_table
 
@@ -69,9 +64,11 @@ class AtlasNode(Node):
 
         inputs = InputSettings.declare(self)
         self._declare_parameters()
-        self._reconstructor, self._description, warnings = build_reconstructor(self._values)
-        self._startup_warnings = list(warnings)
-        for warning in warnings:
+        self._pipeline = MappingPipeline(self._values)
+        self._reconstructor = self._pipeline.reconstructor
+        self._description = self._pipeline.description
+        self._startup_warnings = list(self._pipeline.warnings)
+        for warning in self._startup_warnings:
             self.get_logger().warning(warning)
         self._input = PosedImageInput(
             self,
@@ -128,10 +125,6 @@ class AtlasNode(Node):
         )
 
         self._counts_lock = threading.Lock()
-        self._integrated = 0
-        self._not_keyframes = 0
-        self._integrated_at_update = 0
-        self._cnn_updates = 0
         self._map_version = 0
         self._published_version = 0
         self._marker_cache: dict = {}  # chunk key -> (stamp, corner points, corner colours)
@@ -212,7 +205,7 @@ class AtlasNode(Node):
                 frame = self._input.next_frame(timeout_s=0.1)
                 if frame is None:
                     continue
-                result = integrate_frame(self._reconstructor, frame)
+                result = self._pipeline.offer(frame)
             except Exception as error:  # one bad frame must never stop mapping
                 if not isinstance(error, ValueError) and (
                     self._stop.is_set() or not self.context.ok()
@@ -220,24 +213,15 @@ class AtlasNode(Node):
                     return  # shutting down: the context is gone, nothing to count or publish
                 self._input.drop_failed(frame, error)
                 continue
-            with self._counts_lock:
-                if result.integrated:
-                    self._integrated += 1
+            if result.integrated:
+                with self._counts_lock:
                     self._last_header = frame.header
-                else:
-                    self._not_keyframes += 1
 
     # --- mapping group: CNN, publishing, services ---------------------------------------
 
     def _on_cnn_timer(self) -> None:
-        with self._counts_lock:
-            integrated = self._integrated
-        if integrated == self._integrated_at_update:
-            return
-        self._integrated_at_update = integrated
-        self._reconstructor.update()
-        self._cnn_updates += 1
-        self._map_version += 1
+        if self._pipeline.update():
+            self._map_version += 1
 
     def _stamp(self):
         with self._counts_lock:
@@ -337,8 +321,7 @@ class AtlasNode(Node):
         from recon_ros.msg import AtlasStatus, DropCount, StageTiming
 
         received, drops = self._input.counts()
-        with self._counts_lock:
-            integrated, not_keyframes = self._integrated, self._not_keyframes
+        integrated, not_keyframes, cnn_updates = self._pipeline.counts()
         stats = self._reconstructor.stats
         window = self._reconstructor.window
         msg = AtlasStatus()
@@ -349,7 +332,7 @@ class AtlasNode(Node):
         msg.frames_not_keyframes = not_keyframes
         msg.frames_dropped = sum(drops.values())
         msg.drops = [DropCount(reason=r, count=c) for r, c in drops.items()]
-        msg.cnn_updates = self._cnn_updates
+        msg.cnn_updates = cnn_updates
         origin = np.asarray(window.origin, dtype=float)
         msg.volume_origin = Point(x=origin[0], y=origin[1], z=origin[2])
         msg.volume_dims = [int(d) for d in window.dims]
@@ -397,9 +380,8 @@ class AtlasNode(Node):
                 self._health = (DiagnosticStatus.OK, "waiting for images")
             return
         received, drops = self._input.counts()
-        with self._counts_lock:
-            integrated = self._integrated
-            processed = integrated + self._not_keyframes
+        integrated, not_keyframes, _ = self._pipeline.counts()
+        processed = integrated + not_keyframes
         if received and not integrated and now - self._started > self._stall_warning_s:
             reason, count = max(drops.items(), key=lambda item: item[1])
             if count:
@@ -463,11 +445,8 @@ class AtlasNode(Node):
 
     def _on_save(self, request, response):
         try:
-            if self._integrated_at_update != self._integrated:
-                self._on_cnn_timer()
-            saved = save_map_outputs(
-                self._reconstructor, self._output_directory, request.name, self._color_mode
-            )
+            self._on_cnn_timer()  # everything integrated goes into the save
+            saved = self._pipeline.save(self._output_directory, request.name, self._color_mode)
         except ValueError as error:
             response.success = False
             response.message = str(error)
@@ -489,15 +468,12 @@ class AtlasNode(Node):
 
     def _on_load(self, request, response):
         try:
-            folder = map_folder_to_load(self._output_directory, request.path)
-            chunks = self._reconstructor.load_map(folder)
+            folder, chunks = self._pipeline.load(self._output_directory, request.path)
         except (ValueError, OSError) as error:
             response.success = False
             response.message = f"map not loaded, the current one is kept: {error}"
             self.get_logger().warn(response.message)
             return response
-        with self._counts_lock:
-            self._integrated_at_update = self._integrated
         self._map_version += 1
         response.success = True
         response.chunks = chunks
@@ -511,9 +487,7 @@ class AtlasNode(Node):
     def _on_reset(self, request, response):
         del request
         discarded = self._input.clear()
-        self._reconstructor.reset()
-        with self._counts_lock:
-            self._integrated_at_update = self._integrated
+        self._pipeline.reset()
         self._map_version += 1
         response.success = True
         response.message = (

@@ -183,7 +183,13 @@ CORE_PARAMS = (
         "Voxels observed with less weight (fusion: summed depth confidence) stay out of the mesh.",
         (1, 1000),
     ),
-    Param("voxel_size_m", 0.04, "Voxel edge length in metres.", (0.01, 0.5)),
+    Param(
+        "voxel_size_m",
+        0.0,
+        "Voxel edge length in metres; 0: the checkpoint's own (the Atlas model's; 4 cm for the "
+        "fusion pipeline). Otherwise at least 0.01.",
+        (0.0, 0.5),
+    ),
     Param(
         "window_dims",
         [160, 160, 80],
@@ -436,6 +442,10 @@ def resolve(overrides: dict[str, Any] | None = None) -> dict[str, Any]:
 def core_config_dict(values: dict[str, Any]) -> dict[str, Any]:
     """The ReconstructorConfig fields among resolved parameter values."""
     config = {CONFIG_KEYS[name]: values[name] for name in CONFIG_KEYS}
+    voxel = float(config["voxel_size"])
+    if 0.0 < voxel < 0.01:
+        raise ValueError(f"parameter voxel_size_m {voxel}: use 0 (the checkpoint's) or >= 0.01 m")
+    config["voxel_size"] = voxel or None  # 0: the checkpoint's own, never a silent override
     config["window_dims"] = tuple(int(d) for d in config["window_dims"])
     colors = [int(v) for v in config["class_colors"]]
     if len(colors) % 3:

@@ -99,12 +99,14 @@ class PosedImageInput:
         self._node = node
         self._log = ThrottledLogger(node.get_logger(), settings.log_throttle_s)
         self.tf = TransformBuffer(
-            cache_time_s=settings.tf_cache_time_s, max_translation_m=settings.tf_max_translation_m
+            cache_time_s=settings.tf_cache_time_s,
+            max_translation_m=settings.tf_max_translation_m,
+            root_frame=settings.world_frame,
         )
         self._poses = TransformBuffer(
             cache_time_s=settings.tf_cache_time_s, max_translation_m=settings.tf_max_translation_m
         )
-        self._queue: collections.deque = collections.deque()
+        self._queue: collections.deque = collections.deque()  # (image, monotonic arrival time)
         self._queue_cv = threading.Condition()
         self._camera_info = None
         # Recent CameraInfo by stamp: an image pairs with the one of its own stamp when it came,
@@ -182,14 +184,14 @@ class PosedImageInput:
             )
         with self._queue_cv:
             if len(self._queue) >= self.settings.queue_size:
-                old = self._queue.popleft()
+                old, _ = self._queue.popleft()
                 self.drop(
                     "queue_full",
                     f"frame queue full ({self.settings.queue_size}): dropped the oldest image "
                     f"(stamp {conversions.stamp_to_ns(old.header.stamp) / 1e9:.3f}); integration "
                     "is slower than the input: raise keyframe thresholds or lower the image rate",
                 )
-            self._queue.append(msg)
+            self._queue.append((msg, time.monotonic()))
             self._queue_cv.notify()
 
     def _on_camera_info(self, msg) -> None:
@@ -319,15 +321,17 @@ class PosedImageInput:
                 lambda: bool(self._queue), timeout_s
             ):
                 return None
-            msg = self._queue.popleft()
-        return self._decode(msg)
+            msg, arrived = self._queue.popleft()
+        return self._decode(msg, arrived)
 
-    def _camera_info_for(self, msg):
-        """The CameraInfo for an image: the newest one, after waiting (up to tf_timeout_s) for
-        one stamped no earlier than the image when the newest is older (a camera driver sends
-        the pair together, but DDS may deliver the image first)."""
+    def _camera_info_for(self, msg, arrived: float):
+        """The CameraInfo for an image: the newest one, after waiting (until tf_timeout_s after
+        the image arrived) for one stamped no earlier than the image when the newest is older (a
+        camera driver sends the pair together, but DDS may deliver the image first). The wait
+        counts from arrival, so a worker that is behind never waits for an image whose
+        CameraInfo never came (one such image each would otherwise cost tf_timeout_s)."""
         stamp_ns = conversions.stamp_to_ns(msg.header.stamp)
-        deadline = time.monotonic() + self.settings.tf_timeout_s
+        deadline = arrived + self.settings.tf_timeout_s
         while True:
             with self._camera_info_lock:
                 info = self._camera_infos.get(stamp_ns, self._camera_info)
@@ -340,8 +344,8 @@ class PosedImageInput:
                 return info
             time.sleep(0.005)
 
-    def _decode(self, msg) -> PosedFrame | None:
-        info = self._camera_info_for(msg)
+    def _decode(self, msg, arrived: float) -> PosedFrame | None:
+        info = self._camera_info_for(msg, arrived)
         if info is not None and conversions.has_distortion(info):
             self._log.warn(
                 "distortion",
@@ -356,13 +360,13 @@ class PosedImageInput:
             frame = posed_frame(
                 msg,
                 info,
-                self._lookup_pose,
+                lambda frame_id, stamp_ns: self._lookup_pose(frame_id, stamp_ns, arrived),
                 self.settings.camera_frame,
                 hint,
                 self.settings.max_image_pixels,
             )
             if self.settings.use_depth:
-                self._pair_depth(frame)
+                self._pair_depth(frame, arrived)
             return frame
         except FrameDropped as dropped:
             self.drop(dropped.reason, dropped.detail)
@@ -381,9 +385,10 @@ class PosedImageInput:
         offset = abs(conversions.stamp_to_ns(best.header.stamp) - stamp_ns)
         return (best if offset <= DEPTH_STAMP_TOLERANCE_NS else None), info
 
-    def _pair_depth(self, frame: PosedFrame) -> None:
-        """Attach the depth image of the frame's stamp, waiting up to tf_timeout_s for it."""
-        deadline = time.monotonic() + self.settings.tf_timeout_s
+    def _pair_depth(self, frame: PosedFrame, arrived: float) -> None:
+        """Attach the depth image of the frame's stamp, waiting for it until tf_timeout_s after
+        the colour image arrived."""
+        deadline = arrived + self.settings.tf_timeout_s
         while True:
             depth, info = self._matching_depth(frame.stamp_ns)
             if depth is not None or time.monotonic() >= deadline:
@@ -420,9 +425,10 @@ class PosedImageInput:
             return T_world_body
         return T_world_body @ self.tf.lookup(body, frame_id, stamp_ns)
 
-    def _lookup_pose(self, frame_id: str, stamp_ns: int) -> np.ndarray:
-        """The pose at the image stamp, waiting up to tf_timeout_s for data to arrive."""
-        deadline = time.monotonic() + self.settings.tf_timeout_s
+    def _lookup_pose(self, frame_id: str, stamp_ns: int, arrived: float) -> np.ndarray:
+        """The pose at the image stamp, waiting for data until tf_timeout_s after the image
+        arrived (``arrived``, monotonic)."""
+        deadline = arrived + self.settings.tf_timeout_s
         while True:
             try:
                 return self._lookup_once(frame_id, stamp_ns)

@@ -1,11 +1,14 @@
 """The reconstructor atlas_node, the offline replay and the demo run, built from atlas_node's
 parameter values (``parameters.resolve``): the pipeline, the weights it needs (the parameters' or
-the shipped ones) and a plain description of it for the log and the reports. ROS-free.
+the shipped ones) and a plain description of it for the log and the reports; and
+``MappingPipeline``, the mapping both drive (frames in, counts, the map hand-over cadence, save
+and load). ROS-free.
 """
 
 from __future__ import annotations
 
 import re
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,6 +99,89 @@ def integrate_frame(reconstructor: AtlasReconstructor, frame):
         K_depth=frame.depth_camera.K if frame.depth_camera else None,
         T_cam_depth=frame.T_cam_depth,
     )
+
+
+class MappingPipeline:
+    """What atlas_node and the replay both run, ROS-free: the reconstructor of the parameter
+    ``values`` (weights and config), decoded frames offered one at a time and counted, the
+    hand-over of the window to the map (running the 3D network of the atlas pipeline) at the
+    ``cnn_period_s`` cadence, saving and loading. Thread-safe: a worker offers frames while a
+    timer or a service calls ``update``, ``save``, ``load`` or ``reset``.
+
+    The caller decodes messages into ``frames.PosedFrame`` (a camera object, integer nanosecond
+    stamps) and counts what it drops before that; the pipeline counts the rest.
+    """
+
+    def __init__(self, values: dict):
+        self.values = values
+        self.reconstructor, self.description, self.warnings = build_reconstructor(values)
+        self.cnn_period_ns = round(float(values["cnn_period_s"]) * 1e9)
+        self._lock = threading.Lock()
+        self._integrated = 0
+        self._not_keyframes = 0
+        self._cnn_updates = 0
+        self._integrated_at_update = 0
+        self._last_update_ns: int | None = None
+
+    def offer(self, frame):
+        """Integrate ``frame`` (keyframe gating decides whether it is mapped) and count it.
+        Returns the ``IntegrateResult``; raises ValueError for a frame the reconstructor refuses
+        (the caller counts that drop)."""
+        result = integrate_frame(self.reconstructor, frame)
+        with self._lock:
+            if result.integrated:
+                self._integrated += 1
+            else:
+                self._not_keyframes += 1
+        return result
+
+    def update(self) -> bool:
+        """Hand the window to the map when frames were integrated since the last hand-over;
+        returns whether it ran."""
+        with self._lock:
+            if self._integrated == self._integrated_at_update:
+                return False
+            self._integrated_at_update = self._integrated
+        self.reconstructor.update()
+        with self._lock:
+            self._cnn_updates += 1
+        return True
+
+    def update_at(self, stamp_ns: int) -> bool:
+        """``update`` on the data's own clock (the replay's bag time): once ``cnn_period_s`` has
+        passed since the last one (the node uses a steady timer instead)."""
+        if self._last_update_ns is None:
+            self._last_update_ns = stamp_ns
+        if stamp_ns - self._last_update_ns < self.cnn_period_ns:
+            return False
+        self._last_update_ns = stamp_ns
+        return self.update()
+
+    def counts(self) -> tuple[int, int, int]:
+        """(frames integrated, frames that were not keyframes, map hand-overs)."""
+        with self._lock:
+            return self._integrated, self._not_keyframes, self._cnn_updates
+
+    def save(self, output_directory: Path, name: str, color_by: str | None = None) -> SavedMap:
+        """Everything integrated goes to the map, then ``save_map_outputs``."""
+        self.update()
+        color_by = color_by or self.values["mesh_color_mode"]
+        return save_map_outputs(self.reconstructor, output_directory, name, color_by)
+
+    def load(self, output_directory: Path, path: str) -> tuple[Path, int]:
+        """Replace the map with a saved one (``map_folder_to_load`` finds it); returns (the map
+        folder, chunks loaded). Frames integrated before are not handed over afterwards."""
+        folder = map_folder_to_load(output_directory, path)
+        chunks = self.reconstructor.load_map(folder)
+        with self._lock:
+            self._integrated_at_update = self._integrated
+        return folder, chunks
+
+    def reset(self) -> None:
+        """Forget the map, the window and the keyframe history (the counts stay)."""
+        self.reconstructor.reset()
+        with self._lock:
+            self._integrated_at_update = self._integrated
 
 
 #: What save names may look like: a plain stem, no folders.

@@ -91,11 +91,17 @@ class ReplayReport:
 
 
 def load_transforms(
-    bag, topics=("/tf", "/tf_static"), max_translation_m: float = MAX_TRANSLATION_M
+    bag,
+    topics=("/tf", "/tf_static"),
+    max_translation_m: float = MAX_TRANSLATION_M,
+    root_frame: str | None = None,
 ) -> tuple[TransformBuffer, list[str]]:
-    """A TransformBuffer holding every transform of the bag, and the problems met."""
+    """A TransformBuffer holding every transform of the bag, and the problems met;
+    ``root_frame``: the world frame, never given a dynamic parent (as atlas_node's)."""
     duration_s = max((bag.end_ns - bag.start_ns) / 1e9, 0.0)
-    buffer = TransformBuffer(cache_time_s=duration_s + 3600.0, max_translation_m=max_translation_m)
+    buffer = TransformBuffer(
+        cache_time_s=duration_s + 3600.0, max_translation_m=max_translation_m, root_frame=root_frame
+    )
     problems = []
     for topic, _, _, msg in bag.messages([t for t in topics if t in bag.topics]):
         problems += buffer.set_tf_message(msg, static=topic.endswith("_static"))
@@ -122,20 +128,20 @@ def replay_bag(
     from tqdm import tqdm
 
     from recon_ros.bag_salvage import readable_bag
-    from recon_ros.reconstruction import build_reconstructor, integrate_frame
+    from recon_ros.reconstruction import MappingPipeline
 
     values = parameters.resolve(params)
     if values["pose_source"] != "tf":
         raise ValueError("replay takes poses from the bag's /tf and /tf_static (pose_source 'tf')")
-    reconstructor, description, warnings = build_reconstructor(values)
-    for warning in warnings:
+    pipeline = MappingPipeline(values)
+    reconstructor, description = pipeline.reconstructor, pipeline.description
+    for warning in pipeline.warnings:
         log(f"WARNING: {warning}")
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
     report = ReplayReport(bag=str(bag_path), weights=description, device=str(reconstructor.device))
     started = time.monotonic()
     world, camera_frame = values["world_frame"], values["camera_frame"]
-    cnn_period_ns = int(values["cnn_period_s"] * 1e9)
 
     with readable_bag(bag_path) as (bag, damage):
         if damage:
@@ -147,7 +153,9 @@ def replay_bag(
                 raise ValueError(f"bag has no topic '{topic}' (topics: {', '.join(bag.topics)})")
         if depth_info_topic and depth_info_topic not in bag.topics:
             raise ValueError(f"bag has no topic '{depth_info_topic}'")
-        tf, problems = load_transforms(bag, max_translation_m=float(values["tf_max_translation_m"]))
+        tf, problems = load_transforms(
+            bag, max_translation_m=float(values["tf_max_translation_m"]), root_frame=world
+        )
         for problem in collections.Counter(problems):
             log(f"warning: ignored a transform in the bag: {problem}")
 
@@ -164,7 +172,7 @@ def replay_bag(
             if depth_topic
             else np.zeros(0, np.int64)
         )
-        state = {"info": None, "depth_info": None, "last_update_ns": None, "dirty": False}
+        state = {"info": None, "depth_info": None}
         depth_buffer: dict[int, object] = {}
         pending: collections.deque = collections.deque()
 
@@ -192,7 +200,7 @@ def replay_bag(
                     raise FrameDropped(
                         "no_depth", f"{describe(msg)}: no depth image within 20 ms of its stamp"
                     )
-                result = integrate_frame(reconstructor, frame)
+                result = pipeline.offer(frame)
             except FrameDropped as dropped:
                 report.drops[dropped.reason] += 1
                 report.drop_examples.setdefault(dropped.reason, dropped.detail)
@@ -201,18 +209,8 @@ def replay_bag(
                 report.drops["rejected"] += 1
                 report.drop_examples.setdefault("rejected", str(error))
                 return
-            if not result.integrated:
-                report.not_keyframes += 1
-                return
-            report.integrated += 1
-            state["dirty"] = True
-            stamp_ns = stamp_to_ns(msg.header.stamp)
-            if state["last_update_ns"] is None:
-                state["last_update_ns"] = stamp_ns
-            if stamp_ns - state["last_update_ns"] >= cnn_period_ns:
-                reconstructor.update()
-                report.cnn_updates += 1
-                state["last_update_ns"], state["dirty"] = stamp_ns, False
+            if result.integrated:  # the map hand-over at cnn_period_s of bag time
+                pipeline.update_at(frame.stamp_ns)
 
         def flush(final: bool = False) -> None:
             # Images wait (in bag order) for the depth of their stamp; the rest go on without.
@@ -245,9 +243,8 @@ def replay_bag(
             flush()
         flush(final=True)
         bar.close()
-    if state["dirty"]:
-        reconstructor.update()
-        report.cnn_updates += 1
+    pipeline.update()  # the frames since the last hand-over
+    report.integrated, report.not_keyframes, report.cnn_updates = pipeline.counts()
     for reason, count in report.drops.items():
         if count:
             log(f"warning: dropped {count} images [{reason}], e.g. {report.drop_examples[reason]}")

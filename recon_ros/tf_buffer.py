@@ -151,12 +151,17 @@ class TransformBuffer:
         cache_time_s: float = 10.0,
         max_entries_per_frame: int = 100_000,
         max_translation_m: float = MAX_TRANSLATION_M,
+        root_frame: str | None = None,
     ):
+        """``root_frame`` (a node's world frame): no dynamic transform may give it a parent, so
+        one message hanging the world under the camera cannot block every later pose, whichever
+        arrives first (a static parent, such as earth -> map on /tf_static, is accepted)."""
         if cache_time_s <= 0:
             raise ValueError(f"cache_time_s must be positive, got {cache_time_s}")
         self.max_translation_m = float(max_translation_m)
         self._cache_ns = int(cache_time_s * 1e9)
         self._max_entries = int(max_entries_per_frame)
+        self.root_frame = root_frame.lstrip("/") if root_frame else None
         self._links: dict[str, _Link] = {}  # keyed by child frame
         self._lock = threading.Lock()
 
@@ -177,6 +182,11 @@ class TransformBuffer:
             raise ValueError(f"transform with empty frame id: '{parent}' -> '{child}'")
         if parent == child:
             raise ValueError(f"transform from frame '{child}' to itself")
+        if child == self.root_frame and not static:
+            raise ValueError(
+                f"transform '{parent}' -> '{child}' would give the world frame '{child}' a "
+                "parent; it is the root of the map's transform tree"
+            )
         translation = np.asarray(translation, dtype=np.float64).reshape(3)
         rotation = np.asarray(rotation_xyzw, dtype=np.float64).reshape(4)
         if not (np.all(np.isfinite(translation)) and np.all(np.isfinite(rotation))):

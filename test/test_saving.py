@@ -132,3 +132,52 @@ def test_load_map_replaces_the_map_or_keeps_it(mapped, tmp_path):
         coarse.load_map(saved.map_path)
     for name, array in other.map.to_arrays().items():  # untouched by the failed loads
         np.testing.assert_array_equal(array, loaded[name])
+
+
+def test_mapping_pipeline_counts_hands_over_saves_and_loads(tmp_path):
+    """The pipeline atlas_node and the replay share (issue 10.7), ROS-free."""
+    from recon_ros import parameters
+    from recon_ros.core.camera import PinholeCamera
+    from recon_ros.frames import PosedFrame
+    from recon_ros.reconstruction import MappingPipeline
+
+    values = parameters.resolve(
+        {
+            "device": "cpu",
+            "depth_source": "sensor",
+            "window_dims": [32, 32, 32],
+            "chunk_size": 8,
+            "voxel_size_m": 0.08,
+            "keyframe_min_translation_m": 0.05,
+            "keyframe_min_rotation_deg": 30.0,
+            "cnn_period_s": 1.0,
+        }
+    )
+    pipeline = MappingPipeline(values)
+    assert pipeline.reconstructor.voxel_size == 0.08 and "fusion pipeline" in pipeline.description
+    camera = PinholeCamera(fx=60.0, fy=60.0, cx=31.5, cy=23.5, width=64, height=48)
+    T = np.eye(4)
+    T[:3, :3] = [[0, 0, 1], [-1, 0, 0], [0, -1, 0]]
+    T[2, 3] = 1.0
+
+    def frame(i: int, dy: float) -> PosedFrame:
+        pose = T.copy()
+        pose[1, 3] = dy
+        return PosedFrame(i * 500_000_000, "cam", np.full((48, 64, 3), 90, np.uint8), camera,
+                          pose, None, depth=np.full((48, 64), 1.5, np.float32))  # fmt: skip
+
+    ran = []
+    for i, dy in enumerate([0.0, 0.0, 0.1, 0.2, 0.2, 0.3]):  # the repeats are not keyframes
+        result = pipeline.offer(frame(i, dy))
+        if result.integrated:
+            ran.append(pipeline.update_at(i * 500_000_000))
+    assert pipeline.counts()[:2] == (4, 2)
+    # bag time 0, 1.0, 1.5, 2.5 s: hand-overs at 1.0 s and 2.5 s (a period after the last)
+    assert ran == [False, True, False, True] and pipeline.counts()[2] == 2
+    assert pipeline.update() is False  # nothing new since
+    saved = pipeline.save(tmp_path, "room")
+    assert saved.triangles > 0
+    pipeline.reset()
+    assert pipeline.reconstructor.map.num_chunks == 0 and pipeline.counts()[0] == 4
+    folder, chunks = pipeline.load(tmp_path, "room")
+    assert folder == saved.map_path and chunks == pipeline.reconstructor.map.num_chunks > 0

@@ -1,10 +1,14 @@
 """``recon-ros bench-soak``: memory over time. A bag (the demo bag by default) is decoded once and
-its frames are fed to the reconstructor again and again for ``--minutes``, as a robot that keeps
-mapping the same room would, with the map handed over and meshed as atlas_node does. RSS is
-sampled after every pass; once the map stops growing (the warm-up), RSS should stay flat. Prints
-the samples and the growth after warm-up (the target is under 5 % over 30 minutes).
+its frames are fed again and again for ``--minutes``, as a robot that keeps mapping the same room
+would: to the reconstructor in this process (with the map handed over and meshed as atlas_node
+does), or with ``--node`` to a live atlas_node over DDS (images, CameraInfo and /tf, stamps always
+increasing; each pass waits until the node has accounted for every image). RSS (of this process,
+or of the node's) is sampled after every pass; once the map stops growing (the warm-up), it should
+stay flat. Prints the samples and the growth after warm-up (the target is under 5 % over 30
+minutes).
 
     recon-ros bench-soak --minutes 30          # results: bench/soak.md
+    recon-ros bench-soak --minutes 30 --node
 """
 
 from __future__ import annotations
@@ -12,11 +16,40 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from pathlib import Path
+
+import numpy as np
 
 
-def rss_mib() -> float:
-    with open("/proc/self/statm") as statm:
+def rss_mib(pid: int | str = "self") -> float:
+    with open(f"/proc/{pid}/statm") as statm:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def growth_summary(samples: list[tuple[float, float, int]]) -> str:
+    """The memory growth after warm-up of ``samples`` (minutes, RSS MiB, map chunks), one per
+    pass. Warm-up lasts until the map stops growing (the same chunk count two passes running).
+    RSS swings by a hundred MiB between passes (torch's allocator keeps and returns blocks), so
+    the growth compares medians over the first and the last quarter of the samples after warm-up
+    and gives the least-squares slope beside it, not one sample against another."""
+    if len(samples) < 2:
+        return "too few passes for a growth figure"
+    warm = next(
+        (i for i in range(1, len(samples)) if samples[i][2] == samples[i - 1][2]), len(samples) - 1
+    )
+    after = samples[warm:]
+    minutes = np.array([m for m, _, _ in after])
+    rss = np.array([r for _, r, _ in after])
+    quarter = max(len(after) // 4, 1)
+    first, last = float(np.median(rss[:quarter])), float(np.median(rss[-quarter:]))
+    slope = float(np.polyfit(minutes, rss, 1)[0]) if len(after) > 2 else float("nan")
+    return (
+        f"after warm-up (pass {warm + 1}, {after[0][0]:.1f} min) to {after[-1][0]:.1f} min, "
+        f"{len(after)} passes: median RSS {first:.0f} MiB in the first quarter, {last:.0f} MiB in "
+        f"the last: {100.0 * (last - first) / first:+.1f} % (target under 5 %); fitted slope "
+        f"{slope:+.2f} MiB/min; RSS range {rss.min():.0f}-{rss.max():.0f} MiB; map "
+        f"{after[0][2]} -> {after[-1][2]} chunks"
+    )
 
 
 def decoded_frames(bag_path, image_topic: str, info_topic: str, world: str = "world") -> list:
@@ -40,6 +73,74 @@ def decoded_frames(bag_path, image_topic: str, info_topic: str, world: str = "wo
     return frames
 
 
+def node_soak(frames: list, minutes: float, workdir, rate_hz: float = 10.0, log=print) -> list:
+    """Feed ``frames`` (rgb, K, T_world_cam) to a live atlas_node over DDS again and again for
+    ``minutes``; returns the samples (minutes, node RSS MiB, map chunks), one per pass."""
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import CameraInfo, Image
+    from tf2_msgs.msg import TFMessage
+
+    from recon_ros import conversions as cv
+    from recon_ros.core.camera import PinholeCamera
+    from recon_ros.graph import NodeProcess, ObserverNode
+    from recon_ros.msg import AtlasStatus
+
+    reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+    latched = QoSProfile(
+        depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+    )
+    observer = ObserverNode("soak")
+    node = NodeProcess(
+        "atlas_node",
+        Path(workdir) / "atlas_node_soak.log",
+        {"device": "cpu", "queue_size": 200, "image_qos": "reliable", "publish_period_s": 1.0},
+        {"image": "/soak/image", "camera_info": "/soak/camera_info"},
+    )
+    samples: list[tuple[float, float, int]] = []
+    try:
+        status = observer.collect(AtlasStatus, "/atlas_node/status", latched)
+        status.wait_for(lambda m, _: True, 120, "atlas_node to come up", [node])
+        image_pub = observer.node.create_publisher(Image, "/soak/image", reliable)
+        info_pub = observer.node.create_publisher(CameraInfo, "/soak/camera_info", reliable)
+        tf_pub = observer.node.create_publisher(TFMessage, "/tf", reliable)
+        while min(p.get_subscription_count() for p in (image_pub, info_pub, tf_pub)) == 0:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        started, t, sent = time.monotonic(), 100.0, 0  # stamps always increase across passes
+        while (time.monotonic() - started) / 60.0 < minutes:
+            for rgb, K, T in frames:
+                t += 0.1
+                stamp = cv.ns_to_stamp(round(t * 1e9))
+                camera = PinholeCamera(
+                    fx=K[0, 0], fy=K[1, 1], cx=K[0, 2], cy=K[1, 2],
+                    width=rgb.shape[1], height=rgb.shape[0],
+                )  # fmt: skip
+                tf_pub.publish(
+                    TFMessage(transforms=[cv.matrix_to_transform_stamped(T, stamp, "world", "cam")])
+                )
+                info_pub.publish(cv.camera_info_msg(camera, stamp, "cam"))
+                image_pub.publish(cv.rgb_to_image_msg(rgb, stamp, "cam"))
+                sent += 1
+                time.sleep(1.0 / rate_hz)
+
+            def accounted(m, _, sent=sent):
+                done = m.frames_integrated + m.frames_not_keyframes + m.frames_dropped
+                return m.frames_received == sent and done == sent
+
+            last = status.wait_for(accounted, 600, "the pass accounted for", [node])
+            samples.append(
+                ((time.monotonic() - started) / 60.0, rss_mib(node.process.pid), last.map_chunks)
+            )
+            log(
+                f"pass {len(samples)}: {samples[-1][0]:5.1f} min, node RSS {samples[-1][1]:7.1f} "
+                f"MiB, map {samples[-1][2]} chunks, {sent} images ({last.frames_dropped} dropped)"
+            )
+    finally:
+        node.stop()
+        observer.close()
+    return samples
+
+
 def run(args: argparse.Namespace) -> int:
     import torch
 
@@ -53,6 +154,16 @@ def run(args: argparse.Namespace) -> int:
     )
     if not frames:
         raise ValueError("bag: no image with a pose")
+    if args.node:
+        import tempfile
+
+        with tempfile.TemporaryDirectory(prefix="recon_soak_") as workdir:
+            print(f"soak: {len(frames)} frames a pass to a live atlas_node; {args.minutes} min")
+            samples = node_soak(
+                frames, args.minutes, workdir, log=lambda text: print(text, flush=True)
+            )
+        print(growth_summary(samples), flush=True)
+        return 0
     values = parameters.resolve({"device": "cpu"})
     reconstructor, description, _ = build_reconstructor(values)
     print(f"soak: {len(frames)} frames a pass, {description}; {args.minutes} min", flush=True)
@@ -76,19 +187,7 @@ def run(args: argparse.Namespace) -> int:
             f"{samples[-1][2]} chunks",
             flush=True,
         )
-    # Warm-up: until the map stops growing (the same chunk count two passes running).
-    warm = next(
-        (i for i in range(1, len(samples)) if samples[i][2] == samples[i - 1][2]), len(samples) - 1
-    )
-    base, last = samples[warm], samples[-1]
-    growth = 100.0 * (last[1] - base[1]) / base[1]
-    per_minute = (last[1] - base[1]) / max(last[0] - base[0], 1e-9)
-    print(
-        f"after warm-up (pass {warm + 1}, {base[0]:.1f} min, {base[1]:.0f} MiB): RSS "
-        f"{last[1]:.0f} MiB at {last[0]:.1f} min: {growth:+.1f} % ({per_minute:+.1f} MiB/min), "
-        f"map {base[2]} -> {last[2]} chunks",
-        flush=True,
-    )
+    print(growth_summary(samples), flush=True)
     return 0
 
 
@@ -104,5 +203,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--camera-info-topic", default="/camera/color/camera_info")
     parser.add_argument("--minutes", type=float, default=30.0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument(
+        "--node", action="store_true", help="feed a live atlas_node over DDS (its RSS is sampled)"
+    )
     parser.set_defaults(func=run)
     return parser

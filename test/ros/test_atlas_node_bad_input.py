@@ -26,7 +26,8 @@ LATCHED = QoSProfile(
 RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
 SMALL_NODE = {
     "world_frame": "world",
-    "tf_timeout_s": 0.3,
+    # long enough that the reset below finds the burst still queued behind its first image
+    "tf_timeout_s": 2.0,
     "queue_size": 100,
     "image_qos": "reliable",  # every image of a burst reaches the queue
     "log_throttle_s": 0.0,  # every warning, so the log can be checked for each cause
@@ -159,7 +160,8 @@ def test_bad_input_is_dropped_with_a_logged_reason(ros_node, start_node):
     assert final.header.frame_id == "world"
 
     # a reset with images still queued counts them under 'reset' (issue 9.4): 12 images whose
-    # frame has no transform each wait tf_timeout_s in the worker, so most are still queued
+    # frame has no transform; the first waits tf_timeout_s (from its arrival) in the worker, so
+    # the other 11 are still queued when the reset comes
     for i in range(12):
         send_image(106.0 + 0.01 * i, frame="cam_without_tf")
     status.wait_for(lambda m, _: m.frames_received == 23, 20, "the burst received", [atlas])

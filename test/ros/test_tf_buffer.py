@@ -133,6 +133,18 @@ def test_latest_common_time_and_reparenting():
     np.testing.assert_allclose(buffer.lookup("world", "base", 3 * S)[:3, 3], [5, 5, 5])
 
 
+def test_world_frame_stays_the_root_whichever_comes_first():
+    """The fuzz run's case: 'cam' -> 'world' arriving before any good transform once took the
+    loop check's side and blocked every later world -> cam (issue 9.2)."""
+    buffer = TransformBuffer(root_frame="world")
+    with pytest.raises(ValueError, match="world frame 'world' a parent"):
+        buffer.set_transform("cam", "world", 1 * S, [0, 0, 0], [0, 0, 0, 1])
+    buffer.set_transform("world", "cam", 1 * S, [1, 2, 3], [0, 0, 0, 1])
+    np.testing.assert_allclose(buffer.lookup("world", "cam", 1 * S)[:3, 3], [1, 2, 3])
+    buffer.set_transform("earth", "world", 0, [0, 0, 0], [0, 0, 0, 1], static=True)  # a static one
+    np.testing.assert_allclose(buffer.lookup("earth", "cam", 1 * S)[:3, 3], [1, 2, 3])
+
+
 def test_rejects_bad_transforms():
     buffer = TransformBuffer()
     with pytest.raises(ValueError, match="not finite"):
