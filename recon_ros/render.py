@@ -5,22 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-
-def look_at(eye, target, up=(0.0, 0.0, 1.0)) -> np.ndarray:
-    """``T_world_cam`` (4, 4), optical convention, of a camera at ``eye`` looking at ``target``."""
-    eye, target, up = (np.asarray(v, dtype=np.float64) for v in (eye, target, up))
-    forward = target - eye
-    if np.linalg.norm(forward) < 1e-9:
-        raise ValueError("look_at: eye and target coincide")
-    forward /= np.linalg.norm(forward)
-    right = np.cross(forward, up)
-    if np.linalg.norm(right) < 1e-9:  # looking straight along up: any right will do
-        right = np.cross(forward, [1.0, 0.0, 0.0])
-    right /= np.linalg.norm(right)
-    down = np.cross(forward, right)
-    T = np.eye(4)
-    T[:3, 0], T[:3, 1], T[:3, 2], T[:3, 3] = right, down, forward, eye
-    return T
+from recon_ros.core.poses import look_at_pose as look_at
 
 
 def intrinsics(width: int, height: int, fov_x_deg: float = 60.0) -> np.ndarray:

@@ -4,7 +4,8 @@ Nothing under ``recon_ros.core`` imports rclpy or ROS messages; the nodes conver
 
 Modules (one operation each):
 
-- ``camera``: pinhole intrinsics, resizing, image checks; ``geometry``: rigid poses, quaternions.
+- ``camera``: pinhole intrinsics, resizing, image checks; ``geometry``: rigid poses, quaternions;
+  ``poses``: the numpy ``invert_pose`` and ``look_at_pose`` every part shares.
 - ``backbone``: 2D CNN, images -> stride-4 features; ``backproject``: features -> voxel sums and
   counts (Atlas eq. 1-4) with its loop reference; ``volume``: the rolling running-average window;
   ``window_policy``: where the window goes.

@@ -9,6 +9,8 @@ batched torch counterparts used by the tensor code.
 import numpy as np
 import torch
 
+from recon_ros.core.poses import invert_pose, look_at_pose  # noqa: F401 (re-exported)
+
 #: Largest accepted deviation of ``R^T R`` from the identity (max abs element) and of ``det R``
 #: from 1. Poses from TF are float64 and far better; float32 round trips stay well below it.
 ROTATION_TOLERANCE = 1e-3
@@ -78,15 +80,6 @@ def validate_pose_tensor(
         )
     if R.numel() and float((torch.linalg.det(R) - 1.0).abs().max()) > tolerance:
         raise ValueError(f"{name}: rotation has a determinant other than +1 (a reflection)")
-
-
-def invert_pose(T: np.ndarray) -> np.ndarray:
-    """Inverse of a rigid transform (4, 4): ``[R^T, -R^T t]``, exact for rigid input."""
-    T = np.asarray(T, dtype=np.float64)
-    inverse = np.eye(4)
-    inverse[:3, :3] = T[:3, :3].T
-    inverse[:3, 3] = -T[:3, :3].T @ T[:3, 3]
-    return inverse
 
 
 def invert_rigid_tensor(T: torch.Tensor) -> torch.Tensor:
@@ -168,29 +161,6 @@ def rotation_angle_between(T_a: np.ndarray, T_b: np.ndarray) -> float:
 def translation_between(T_a: np.ndarray, T_b: np.ndarray) -> float:
     """Distance in metres between the origins of two poses."""
     return float(np.linalg.norm(np.asarray(T_a)[:3, 3] - np.asarray(T_b)[:3, 3]))
-
-
-def look_at_pose(camera_position: np.ndarray, target: np.ndarray, up=(0.0, 0.0, 1.0)) -> np.ndarray:
-    """``T_world_cam`` of an optical-frame camera (x right, y down, z forward) at
-    ``camera_position`` looking at ``target``; ``up`` is the world up direction. For tests,
-    benchmarks and synthetic trajectories.
-
-    Raises:
-        ValueError: the camera sits on the target or looks along ``up``.
-    """
-    position = np.asarray(camera_position, dtype=np.float64)
-    forward = np.asarray(target, dtype=np.float64) - position
-    if np.linalg.norm(forward) < 1e-9:
-        raise ValueError("look_at_pose: camera_position equals target")
-    forward /= np.linalg.norm(forward)
-    right = np.cross(forward, np.asarray(up, dtype=np.float64))
-    if np.linalg.norm(right) < 1e-9:
-        raise ValueError("look_at_pose: viewing direction is parallel to up")
-    right /= np.linalg.norm(right)
-    down = np.cross(forward, right)
-    T = np.eye(4)
-    T[:3, 0], T[:3, 1], T[:3, 2], T[:3, 3] = right, down, forward, position
-    return T
 
 
 def rotation_about_axis(axis: np.ndarray, angle: float) -> np.ndarray:

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from recon_ros.core.poses import look_at_pose as look_at
 from recon_ros.scenes.scene import Scene, stream
 
 #: Stamp of the first frame: 2023-11-14 22:13:20 UTC, a plausible recording time.
@@ -36,29 +37,6 @@ def default_intrinsics(width: int = 640, height: int = 480, fx: float | None = N
     if f <= 0:
         raise ValueError(f"fx: must be positive, got {fx}")
     return np.array([[f, 0.0, (width - 1) / 2], [0.0, f, (height - 1) / 2], [0.0, 0.0, 1.0]])
-
-
-def look_at(eye, target, up=(0.0, 0.0, 1.0), roll: float = 0.0) -> np.ndarray:
-    """``T_world_cam`` (4, 4) of an optical-frame camera at ``eye`` looking at ``target`` with
-    the image's up direction towards ``up``, then rolled by ``roll`` radians about its axis."""
-    eye, target, up = (np.asarray(v, dtype=np.float64) for v in (eye, target, up))
-    forward = target - eye
-    norm = np.linalg.norm(forward)
-    if norm < 1e-9:
-        raise ValueError("eye, target: the camera looks at its own position")
-    z = forward / norm
-    x = np.cross(z, up)
-    if np.linalg.norm(x) < 1e-6:
-        raise ValueError("up: parallel to the viewing direction")
-    x /= np.linalg.norm(x)
-    y = np.cross(z, x)
-    if roll:
-        c, s = np.cos(roll), np.sin(roll)
-        x, y = c * x + s * y, -s * x + c * y
-    T = np.eye(4)
-    T[:3, :3] = np.stack([x, y, z], axis=1)
-    T[:3, 3] = eye
-    return T
 
 
 @dataclass

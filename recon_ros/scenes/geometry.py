@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from recon_ros.core.poses import invert_pose
+
 PRIMITIVE_KINDS = ("box", "cylinder", "sphere", "capsule")
 _SIZE_LENGTHS = {"box": 3, "cylinder": 2, "sphere": 1, "capsule": 2}
 
@@ -74,12 +76,6 @@ def rotate_vectors(R: np.ndarray, vectors: np.ndarray) -> np.ndarray:
     """Apply the rotation ``R`` (3, 3) to ``vectors`` (N, 3) -> (N, 3)."""
     v = np.asarray(vectors, dtype=np.float64)
     return v[:, 0:1] * R[:, 0] + v[:, 1:2] * R[:, 1] + v[:, 2:3] * R[:, 2]
-
-
-def invert_pose(T: np.ndarray) -> np.ndarray:
-    """Inverse of a rigid 4x4 transform."""
-    R, t = T[:3, :3], T[:3, 3]
-    return make_pose(R.T, -R.T @ t)
 
 
 def pose_along(p0, p1) -> np.ndarray:

@@ -29,10 +29,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from recon_ros.core.classes import IGNORE_LABEL
 from recon_ros.sufficiency.intrinsics import check_intrinsics
 
-#: Label of reference pixels without valid depth (same value as ``core.classes.IGNORE_LABEL``).
-IGNORE_LABEL = 255
 #: Points closer to a camera than this (metres, along the optical axis) count as behind it.
 MIN_DEPTH = 1e-6
 DEFAULT_REL_TOL = 0.03

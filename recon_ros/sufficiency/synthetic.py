@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from recon_ros.core.poses import look_at_pose as look_at
 from recon_ros.sufficiency.frames import Frame
 
 
@@ -30,25 +31,6 @@ class ToyScene:
 
     room: Box
     boxes: tuple[Box, ...] = field(default_factory=tuple)
-
-
-def look_at(position: np.ndarray, target: np.ndarray, up=(0.0, 0.0, 1.0)) -> np.ndarray:
-    """(4, 4) ``T_world_cam`` of an optical camera (x right, y down, z forward) at ``position``
-    looking at ``target``, with ``up`` (world) pointing up in the image."""
-    position = np.asarray(position, dtype=np.float64)
-    forward = np.asarray(target, dtype=np.float64) - position
-    norm = np.linalg.norm(forward)
-    if norm == 0:
-        raise ValueError("target must differ from position")
-    forward /= norm
-    right = np.cross(forward, np.asarray(up, dtype=np.float64))
-    if np.linalg.norm(right) < 1e-9:
-        raise ValueError("up must not be parallel to the viewing direction")
-    right /= np.linalg.norm(right)
-    down = np.cross(forward, right)
-    T = np.eye(4)
-    T[:3, 0], T[:3, 1], T[:3, 2], T[:3, 3] = right, down, forward, position
-    return T
 
 
 def _texture(points: np.ndarray, box: Box, axis: np.ndarray) -> np.ndarray:

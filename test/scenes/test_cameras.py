@@ -25,8 +25,14 @@ def test_look_at_uses_the_optical_convention():
     p = np.linalg.inv(T) @ [5, 0, 1.5, 1]
     v = K[1, 1] * p[1] / p[2] + K[1, 2]
     assert v < K[1, 2]
-    with pytest.raises(ValueError, match="up"):
-        look_at((0, 0, 0), (0, 0, 1))
+    # straight along up: one defined answer for every caller (the image x across world x)
+    for target in ((0, 0, 1), (0, 0, -1)):
+        R = look_at((0, 0, 0), target)[:3, :3]
+        np.testing.assert_allclose(R.T @ R, np.eye(3), atol=1e-12)
+        assert np.linalg.det(R) == pytest.approx(1.0) and abs(R[0, 0]) < 1e-12
+        np.testing.assert_allclose(R[:, 2], target, atol=1e-12)
+    with pytest.raises(ValueError, match="equals target"):
+        look_at((0, 0, 0), (0, 0, 0))
 
 
 def test_default_intrinsics():
