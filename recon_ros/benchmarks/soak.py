@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 
 def rss_mib(pid: int | str = "self") -> float:
@@ -73,7 +74,9 @@ def decoded_frames(bag_path, image_topic: str, info_topic: str, world: str = "wo
     return frames
 
 
-def node_soak(frames: list, minutes: float, workdir, rate_hz: float = 10.0, log=print) -> list:
+def node_soak(
+    frames: list, minutes: float, workdir, rate_hz: float = 10.0, log=print, params=None
+) -> list:
     """Feed ``frames`` (rgb, K, T_world_cam) to a live atlas_node over DDS again and again for
     ``minutes``; returns the samples (minutes, node RSS MiB, map chunks), one per pass."""
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
@@ -93,7 +96,13 @@ def node_soak(frames: list, minutes: float, workdir, rate_hz: float = 10.0, log=
     node = NodeProcess(
         "atlas_node",
         Path(workdir) / "atlas_node_soak.log",
-        {"device": "cpu", "queue_size": 200, "image_qos": "reliable", "publish_period_s": 1.0},
+        {
+            "device": "cpu",
+            "queue_size": 200,
+            "image_qos": "reliable",
+            "publish_period_s": 1.0,
+            **(params or {}),
+        },
         {"image": "/soak/image", "camera_info": "/soak/camera_info"},
     )
     samples: list[tuple[float, float, int]] = []
@@ -123,9 +132,17 @@ def node_soak(frames: list, minutes: float, workdir, rate_hz: float = 10.0, log=
                 sent += 1
                 time.sleep(1.0 / rate_hz)
 
-            def accounted(m, _, sent=sent):
+            seen = {"received": -1, "since": time.monotonic()}
+
+            def accounted(m, _, sent=sent, seen=seen):
+                # every image received is accounted for, and no more arrive (best-effort QoS
+                # may lose some in transport)
+                now = time.monotonic()
+                if m.frames_received != seen["received"]:
+                    seen.update(received=m.frames_received, since=now)
                 done = m.frames_integrated + m.frames_not_keyframes + m.frames_dropped
-                return m.frames_received == sent and done == sent
+                settled = m.frames_received == sent or now - seen["since"] > 3.0
+                return done == m.frames_received and settled
 
             last = status.wait_for(accounted, 600, "the pass accounted for", [node])
             samples.append(
@@ -159,8 +176,16 @@ def run(args: argparse.Namespace) -> int:
 
         with tempfile.TemporaryDirectory(prefix="recon_soak_") as workdir:
             print(f"soak: {len(frames)} frames a pass to a live atlas_node; {args.minutes} min")
+            params = {}
+            for item in args.param:
+                key, _, value = item.partition("=")
+                params[key] = yaml.safe_load(value)
             samples = node_soak(
-                frames, args.minutes, workdir, log=lambda text: print(text, flush=True)
+                frames,
+                args.minutes,
+                workdir,
+                log=lambda text: print(text, flush=True),
+                params=params,
             )
         print(growth_summary(samples), flush=True)
         return 0
@@ -174,7 +199,9 @@ def run(args: argparse.Namespace) -> int:
     while (time.monotonic() - started) / 60.0 < args.minutes:
         for i, (rgb, K, T) in enumerate(frames):
             stamp += 0.1
-            reconstructor.integrate(rgb, K, T, stamp)
+            # a fresh array each time, as a camera delivers (a reference kept by mistake
+            # would otherwise go unseen: the same arrays come round every pass)
+            reconstructor.integrate(rgb.copy(), K, T, stamp)
             if i % 10 == 9:
                 reconstructor.update()
                 reconstructor.mesh()
@@ -205,6 +232,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument(
         "--node", action="store_true", help="feed a live atlas_node over DDS (its RSS is sampled)"
+    )
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an atlas_node parameter for --node (repeatable; VALUE in YAML)",
     )
     parser.set_defaults(func=run)
     return parser
