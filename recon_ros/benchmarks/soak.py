@@ -96,13 +96,7 @@ def node_soak(
     node = NodeProcess(
         "atlas_node",
         Path(workdir) / "atlas_node_soak.log",
-        {
-            "device": "cpu",
-            "queue_size": 200,
-            "image_qos": "reliable",
-            "publish_period_s": 1.0,
-            **(params or {}),
-        },
+        {"device": "cpu", **(params or {})},  # otherwise atlas_node's defaults, as a robot runs it
         {"image": "/soak/image", "camera_info": "/soak/camera_info"},
     )
     samples: list[tuple[float, float, int]] = []
