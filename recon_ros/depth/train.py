@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from recon_ros.core.confusion import confusion_matrix, mean_iou
 from recon_ros.core.depth_checkpoint import save_depth_net
 from recon_ros.core.depth_net import (
     DepthLossWeights,
@@ -112,20 +113,14 @@ def validate(model: MVSDepthNet, dataset: StereoDepthDataset, indices: list[int]
         labels = output.semantic_logits.argmax(1)[0]
         known = batch.semantic[0] < classes
         truth = batch.semantic[0][known].numpy()
-        confusion += np.bincount(
-            truth * classes + labels[known].numpy(), minlength=classes * classes
-        ).reshape(classes, classes)
+        confusion += confusion_matrix(labels[known], torch.from_numpy(truth), classes).numpy()
     model.train()
     result = {}
     for prefix, rows in (("", rows_net), ("wta_", rows_wta)):
         for key in rows[0] if rows else ():
             result[prefix + key] = float(np.nanmean([r[key] for r in rows]))
     result["semantic_accuracy"] = float(np.trace(confusion) / max(1, confusion.sum()))
-    union = confusion.sum(0) + confusion.sum(1) - np.diag(confusion)
-    present = confusion.sum(1) > 0
-    result["semantic_miou"] = float(
-        np.mean(np.diag(confusion)[present] / np.maximum(union[present], 1))
-    )
+    result["semantic_miou"] = mean_iou(confusion, over="labelled")
     result["samples"] = len(rows_net)
     return result
 

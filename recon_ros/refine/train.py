@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from recon_ros.core.confusion import confusion_matrix, mean_iou
 from recon_ros.core.refine_checkpoint import save_refine_net
 from recon_ros.core.refine_net import (
     RefineLossWeights,
@@ -93,15 +94,12 @@ def _class_weights(dataset: RefineDataset, classes: int, balance: float) -> torc
 
 
 def _confusion(pred: torch.Tensor, truth: torch.Tensor, classes: int) -> np.ndarray:
-    keep = truth < classes
-    index = truth[keep] * classes + pred[keep].clamp(0, classes - 1)
-    return np.bincount(index.numpy(), minlength=classes * classes).reshape(classes, classes)
+    keep = truth < classes  # unknown voxels (IGNORE_LABEL) are left out
+    return confusion_matrix(pred[keep].clamp(0, classes - 1), truth[keep], classes).numpy()
 
 
 def _miou(confusion: np.ndarray) -> float:
-    union = confusion.sum(0) + confusion.sum(1) - np.diag(confusion)
-    present = confusion.sum(1) > 0
-    return float(np.mean(np.diag(confusion)[present] / np.maximum(union[present], 1)))
+    return mean_iou(confusion, over="labelled")
 
 
 @torch.inference_mode()

@@ -14,47 +14,10 @@ prediction).
 import numpy as np
 import torch
 
-from recon_ros.sufficiency.labels import IGNORE_LABEL
-
-
-def confusion_matrix(
-    pred: torch.Tensor, target: torch.Tensor, num_classes: int, ignore_label: int = IGNORE_LABEL
-) -> torch.Tensor:
-    """Confusion matrix of integer predictions.
-
-    Args:
-        pred: (...) integer predictions in ``[0, num_classes)``.
-        target: (...) integer labels, same shape; ``ignore_label`` entries are skipped.
-        num_classes: number of classes C.
-
-    Returns:
-        (C, C) int64 on ``pred``'s device: ``out[label, prediction]`` pixel counts.
-    """
-    if pred.shape != target.shape:
-        raise ValueError(
-            f"pred and target shapes differ: {tuple(pred.shape)} vs {tuple(target.shape)}"
-        )
-    pred = pred.reshape(-1).long()
-    target = target.reshape(-1).long()
-    keep = target != ignore_label
-    pred, target = pred[keep], target[keep]
-    if target.numel() and (int(target.min()) < 0 or int(target.max()) >= num_classes):
-        raise ValueError(
-            f"target holds labels outside [0, {num_classes}) other than {ignore_label}"
-        )
-    if pred.numel() and (int(pred.min()) < 0 or int(pred.max()) >= num_classes):
-        raise ValueError(f"pred holds values outside [0, {num_classes})")
-    flat = torch.bincount(target * num_classes + pred, minlength=num_classes * num_classes)
-    return flat.reshape(num_classes, num_classes)
-
-
-def confusion_matrix_reference(pred, target, num_classes, ignore_label=IGNORE_LABEL) -> np.ndarray:
-    """Slow loop version of :func:`confusion_matrix`, for tests."""
-    out = np.zeros((num_classes, num_classes), dtype=np.int64)
-    for p, t in zip(np.asarray(pred).ravel(), np.asarray(target).ravel(), strict=True):
-        if t != ignore_label:
-            out[int(t), int(p)] += 1
-    return out
+from recon_ros.core.confusion import (  # noqa: F401 (the one home; re-exported)
+    confusion_matrix,
+    confusion_matrix_reference,
+)
 
 
 def summarize(confusion: np.ndarray | torch.Tensor) -> dict:

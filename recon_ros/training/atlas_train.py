@@ -38,6 +38,7 @@ from recon_ros.core.atlas_model import AtlasModel, AtlasModelConfig
 from recon_ros.core.atomic_io import atomic_write
 from recon_ros.core.checkpoint import load_atlas_model, save_checkpoint
 from recon_ros.core.classes import IGNORE_LABEL
+from recon_ros.core.confusion import confusion_matrix, mean_iou
 from recon_ros.core.losses import (
     downsample_tsdf_target,
     log_transform,
@@ -98,18 +99,7 @@ def model_config_for(
 
 def confusion(prediction: torch.Tensor, labels: torch.Tensor, num_classes: int) -> np.ndarray:
     """(K, K) counts, rows = label, columns = prediction, over labels != IGNORE_LABEL."""
-    valid = labels != IGNORE_LABEL
-    index = labels[valid].long() * num_classes + prediction[valid].long()
-    counts = torch.bincount(index.cpu(), minlength=num_classes * num_classes)
-    return counts.reshape(num_classes, num_classes).numpy()
-
-
-def mean_iou(matrix: np.ndarray) -> float:
-    """Mean IoU over classes present in labels or predictions of a confusion matrix."""
-    tp = np.diag(matrix).astype(np.float64)
-    union = matrix.sum(0) + matrix.sum(1) - tp
-    present = union > 0
-    return float((tp[present] / union[present]).mean()) if present.any() else float("nan")
+    return confusion_matrix(prediction.cpu(), labels.cpu(), num_classes, IGNORE_LABEL).numpy()
 
 
 def band_balanced_tsdf_loss(
