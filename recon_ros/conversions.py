@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import array
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
 from recon_ros.core.camera import PinholeCamera
 from recon_ros.core.geometry import matrix_to_quaternion, pose_from_translation_quaternion
+from recon_ros.core.mesh import Mesh
 
 #: encoding -> (numpy dtype, channels)
 IMAGE_ENCODINGS: dict[str, tuple[np.dtype, int]] = {
@@ -469,17 +469,7 @@ def pointcloud2_to_array(msg) -> np.ndarray:
 # --- markers --------------------------------------------------------------------------------
 
 
-@dataclass
-class MeshArrays:
-    """A triangle mesh as arrays: vertices ``(N, 3)`` float, faces ``(M, 3)`` int, colours
-    ``(N, 3)`` uint8."""
-
-    vertices: np.ndarray
-    faces: np.ndarray
-    colors: np.ndarray
-
-
-def triangle_corners(mesh: MeshArrays) -> tuple[list, list]:
+def triangle_corners(mesh: Mesh) -> tuple[list, list]:
     """geometry_msgs/Point and std_msgs/ColorRGBA of every triangle corner of a mesh, in the
     order a TRIANGLE_LIST marker wants them. Building these Python objects is the cost of a mesh
     marker, so callers with a changing mesh cache them per part (atlas_node: per map chunk)."""
@@ -523,18 +513,18 @@ def triangle_list_marker(
     return marker
 
 
-def mesh_to_marker(mesh: MeshArrays, stamp, frame_id: str, ns: str = "atlas_mesh", marker_id=0):
+def mesh_to_marker(mesh: Mesh, stamp, frame_id: str, ns: str = "atlas_mesh", marker_id=0):
     """visualization_msgs/Marker TRIANGLE_LIST with per-vertex colours of a whole mesh."""
     points, colors = triangle_corners(mesh)
     return triangle_list_marker(points, colors, stamp, frame_id, ns, marker_id)
 
 
-def marker_to_mesh(marker) -> MeshArrays:
+def marker_to_mesh(marker) -> Mesh:
     """Arrays of a TRIANGLE_LIST marker: a vertex per corner, faces ``[[0,1,2], [3,4,5], ...]``."""
     vertices = np.array([[p.x, p.y, p.z] for p in marker.points], dtype=np.float64).reshape(-1, 3)
     colors = np.array([[c.r, c.g, c.b] for c in marker.colors], dtype=np.float64).reshape(-1, 3)
     faces = np.arange(len(vertices)).reshape(-1, 3)
-    return MeshArrays(vertices, faces, np.round(colors * 255).astype(np.uint8))
+    return Mesh(vertices, faces, np.round(colors * 255).astype(np.uint8))
 
 
 def apply_marker_array(markers: dict, msg) -> dict:
@@ -552,13 +542,13 @@ def apply_marker_array(markers: dict, msg) -> dict:
     return markers
 
 
-def markers_to_mesh(markers) -> MeshArrays:
+def markers_to_mesh(markers) -> Mesh:
     """One mesh of TRIANGLE_LIST markers (``marker_to_mesh`` of each, concatenated)."""
     parts = [marker_to_mesh(m) for m in markers]
     if not parts:
-        return MeshArrays(np.zeros((0, 3)), np.zeros((0, 3), np.int64), np.zeros((0, 3), np.uint8))
+        return Mesh(np.zeros((0, 3)), np.zeros((0, 3), np.int64), np.zeros((0, 3), np.uint8))
     offsets = np.cumsum([0] + [len(p.vertices) for p in parts[:-1]])
-    return MeshArrays(
+    return Mesh(
         np.concatenate([p.vertices for p in parts]),
         np.concatenate([p.faces + o for p, o in zip(parts, offsets, strict=True)]),
         np.concatenate([p.colors for p in parts]),

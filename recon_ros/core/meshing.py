@@ -15,39 +15,11 @@ import numpy as np
 from skimage.measure import marching_cubes
 
 from recon_ros.core.classes import IGNORE_LABEL, palette
+from recon_ros.core.mesh import Mesh
 
 #: Default |TSDF| at or beyond which a voxel counts as saturated (outside the truncation band).
 SATURATION = 0.99
 COLOR_MODES = ("semantic", "rgb")
-
-
-@dataclass
-class Mesh:
-    """Triangle mesh in world metres.
-
-    Attributes:
-        vertices: (N, 3) float32.
-        faces: (M, 3) int32 indices into ``vertices``.
-        colors: (N, 3) uint8 RGB vertex colours.
-        labels: (N,) uint8 semantic class per vertex (``IGNORE_LABEL`` when unknown).
-        confidence: (N,) float32 in [0, 1].
-        rgb: (N, 3) uint8 image colour per vertex (``colors`` may be the class colour instead).
-    """
-
-    vertices: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.float32))
-    faces: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.int32))
-    colors: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.uint8))
-    labels: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.uint8))
-    confidence: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.float32))
-    rgb: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.uint8))
-
-    @property
-    def num_vertices(self) -> int:
-        return len(self.vertices)
-
-    @property
-    def num_faces(self) -> int:
-        return len(self.faces)
 
 
 def concatenate_meshes(meshes: list[Mesh]) -> Mesh:

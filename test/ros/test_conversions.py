@@ -12,6 +12,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from recon_ros import conversions as cv
 from recon_ros.core.camera import PinholeCamera
 from recon_ros.core.geometry import matrix_to_quaternion, quaternion_to_matrix
+from recon_ros.core.mesh import Mesh
 
 STAMP = Time(sec=12, nanosec=500)
 RNG = np.random.default_rng(0)
@@ -234,13 +235,13 @@ def test_marker_triangle_list_has_a_point_and_colour_per_corner():
     vertices = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]], np.float32)
     faces = np.array([[0, 1, 2], [0, 2, 3]])
     colors = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 255]], np.uint8)
-    marker = cv.mesh_to_marker(cv.MeshArrays(vertices, faces, colors), STAMP, "world")
+    marker = cv.mesh_to_marker(Mesh(vertices, faces, colors), STAMP, "world")
     assert marker.type == marker.TRIANGLE_LIST and len(marker.points) == 6 == len(marker.colors)
     mesh = cv.marker_to_mesh(marker)
     np.testing.assert_allclose(mesh.vertices, vertices[faces.reshape(-1)])
     np.testing.assert_array_equal(mesh.colors, colors[faces.reshape(-1)])
     with pytest.raises(ValueError, match="do not exist"):
-        cv.mesh_to_marker(cv.MeshArrays(vertices, np.array([[0, 1, 7]]), colors), STAMP, "world")
+        cv.mesh_to_marker(Mesh(vertices, np.array([[0, 1, 7]]), colors), STAMP, "world")
 
 
 def test_pinhole_camera_is_shared_with_the_core():
