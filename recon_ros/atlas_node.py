@@ -398,11 +398,15 @@ class AtlasNode(Node):
             return
         idle = now - self._last_progress[1]
         if integrated and idle > self._stall_warning_s and now - last_image < self._stall_warning_s:
-            recent = max(drops.items(), key=lambda item: item[1])
+            reason, count = max(drops.items(), key=lambda item: item[1])
+            cause = (
+                f"most drops so far for '{reason}' ({count}), see the warnings above"
+                if count
+                else "none dropped: one frame has taken all that time (an overloaded CPU?)"
+            )
             text = (
                 f"images keep arriving but none was integrated for {idle:.0f} s "
-                f"({self._input.pending()} queued; most drops so far for '{recent[0]}'), see "
-                f"the warnings above"
+                f"({self._input.pending()} queued; {cause})"
             )
             self._input.warn("integration_stalled", text)
             self._health = (DiagnosticStatus.WARN, text)

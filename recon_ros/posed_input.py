@@ -114,6 +114,8 @@ class PosedImageInput:
         self._camera_infos: dict[int, object] = {}
         self._camera_info_lock = threading.Lock()
         self._paired_camera_info = False  # CameraInfo stamps have matched image stamps
+        self._found_pose = False  # a pose was found for an image: start-up is over
+        self._found_depth = False  # the same for depth images
         self._counts_lock = threading.Lock()
         self.received = 0
         self.drops: collections.Counter = collections.Counter({r: 0 for r in DROP_REASONS})
@@ -327,11 +329,15 @@ class PosedImageInput:
     def _camera_info_for(self, msg, arrived: float):
         """The CameraInfo for an image: the newest one, after waiting (until tf_timeout_s after
         the image arrived) for one stamped no earlier than the image when the newest is older (a
-        camera driver sends the pair together, but DDS may deliver the image first). The wait
-        counts from arrival, so a worker that is behind never waits for an image whose
-        CameraInfo never came (one such image each would otherwise cost tf_timeout_s)."""
+        camera driver sends the pair together, but DDS may deliver the image first). Once a
+        CameraInfo has come, the wait counts from the image's arrival, so a worker that is behind
+        never waits for an image whose CameraInfo never came (one such image each would
+        otherwise cost tf_timeout_s); before the first one (start-up, a late DDS match) it counts
+        from now, so the images queued meanwhile are not all dropped at once."""
         stamp_ns = conversions.stamp_to_ns(msg.header.stamp)
-        deadline = arrived + self.settings.tf_timeout_s
+        with self._camera_info_lock:
+            started = arrived if self._camera_info is not None else time.monotonic()
+        deadline = started + self.settings.tf_timeout_s
         while True:
             with self._camera_info_lock:
                 info = self._camera_infos.get(stamp_ns, self._camera_info)
@@ -387,13 +393,16 @@ class PosedImageInput:
 
     def _pair_depth(self, frame: PosedFrame, arrived: float) -> None:
         """Attach the depth image of the frame's stamp, waiting for it until tf_timeout_s after
-        the colour image arrived."""
-        deadline = arrived + self.settings.tf_timeout_s
+        the colour image arrived (from now until a first depth image was paired, as for
+        CameraInfo)."""
+        started = arrived if self._found_depth else time.monotonic()
+        deadline = started + self.settings.tf_timeout_s
         while True:
             depth, info = self._matching_depth(frame.stamp_ns)
             if depth is not None or time.monotonic() >= deadline:
                 break
             time.sleep(0.005)
+        self._found_depth = self._found_depth or depth is not None
         if depth is None:
             topic = self._node.resolve_topic_name("depth/image")
             detail = (
@@ -427,11 +436,15 @@ class PosedImageInput:
 
     def _lookup_pose(self, frame_id: str, stamp_ns: int, arrived: float) -> np.ndarray:
         """The pose at the image stamp, waiting for data until tf_timeout_s after the image
-        arrived (``arrived``, monotonic)."""
-        deadline = arrived + self.settings.tf_timeout_s
+        arrived (``arrived``, monotonic); until a first pose was found (start-up), from now, as
+        for CameraInfo."""
+        started = arrived if self._found_pose else time.monotonic()
+        deadline = started + self.settings.tf_timeout_s
         while True:
             try:
-                return self._lookup_once(frame_id, stamp_ns)
+                pose = self._lookup_once(frame_id, stamp_ns)
+                self._found_pose = True
+                return pose
             except ExtrapolationError as error:
                 if not error.future or time.monotonic() >= deadline:
                     raise

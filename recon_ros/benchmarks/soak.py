@@ -138,16 +138,15 @@ def node_soak(
                 image_pub.publish(cv.rgb_to_image_msg(rgb, stamp, "cam"))
                 sent += 1
                 time.sleep(1.0 / rate_hz)
-                if paced:  # the next image once this one is accounted for (memory, not speed)
-                    status.wait_for(
-                        lambda m, _, sent=sent: (
-                            m.frames_integrated + m.frames_not_keyframes + m.frames_dropped
-                            >= sent - 1
-                        ),
-                        120,
-                        "the previous image accounted for",
-                        [node],
-                    )
+                if paced:  # the next image once this one is done with (memory, not speed)
+                    published = time.monotonic()
+
+                    def caught_up(m, _, sent=sent, published=published):
+                        done = m.frames_integrated + m.frames_not_keyframes + m.frames_dropped
+                        arrived = m.frames_received >= sent or time.monotonic() - published > 2.0
+                        return done == m.frames_received and arrived  # (best effort may lose it)
+
+                    status.wait_for(caught_up, 300, "the node to catch up", [node])
 
             seen = {"received": -1, "since": time.monotonic()}
 
