@@ -84,6 +84,7 @@ class AtlasNode(Node):
         # tens of MB); a new subscriber gets every chunk on the next publish period.
         self._mesh_pub = self.create_publisher(MarkerArray, "~/mesh", LATCHED_QOS)
         from diagnostic_msgs.msg import DiagnosticArray
+        from nav_msgs.msg import OccupancyGrid
         from sensor_msgs.msg import PointCloud2
         from std_srvs.srv import Trigger
 
@@ -92,8 +93,6 @@ class AtlasNode(Node):
 
         self._cloud_pub = self.create_publisher(PointCloud2, "~/semantic_cloud", LATCHED_QOS)
         self._window_pub = self.create_publisher(self._marker_type(), "~/window", LATCHED_QOS)
-        from nav_msgs.msg import OccupancyGrid
-
         self._occupancy_pub = self.create_publisher(OccupancyGrid, "~/occupancy", LATCHED_QOS)
         self._status_pub = self.create_publisher(AtlasStatus, "~/status", LATCHED_QOS)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)

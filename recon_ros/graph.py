@@ -103,6 +103,33 @@ class Collector:
         )
 
 
+def images_accounted_for(expected: int, quiet_s: float = 3.0, stall_s: float | None = None):
+    """A ``Collector.wait_for`` condition on atlas_node's status: every image the node received
+    is accounted for (integrated + not keyframes + dropped), and either ``expected`` images
+    arrived or none arrived for ``quiet_s`` (best-effort transport, or a loaded reader, may lose
+    some). With ``stall_s``, raises TimeoutError once no new image was accounted for that long:
+    a stalled node fails, a slow one does not."""
+    received = {"count": -1, "since": time.monotonic()}
+    accounted = {"count": -1, "since": time.monotonic()}
+
+    def condition(m, _) -> bool:
+        now = time.monotonic()
+        if m.frames_received != received["count"]:
+            received.update(count=m.frames_received, since=now)
+        done = m.frames_integrated + m.frames_not_keyframes + m.frames_dropped
+        if done != accounted["count"]:
+            accounted.update(count=done, since=now)
+        elif stall_s is not None and now - accounted["since"] > stall_s:
+            raise TimeoutError(
+                f"atlas_node accounted for no new image in {stall_s:.0f} s ({done} of "
+                f"{m.frames_received} received)"
+            )
+        arrived = m.frames_received >= expected or now - received["since"] > quiet_s
+        return done == m.frames_received and arrived
+
+    return condition
+
+
 class ObserverNode:
     """An rclpy node of our own in its own context, spun in a background thread: it watches
     topics and calls services of the nodes under observation."""

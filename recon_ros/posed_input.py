@@ -326,18 +326,20 @@ class PosedImageInput:
             msg, arrived = self._queue.popleft()
         return self._decode(msg, arrived)
 
+    def _wait_deadline(self, arrived: float, started_up: bool) -> float:
+        """Until when an image waits for its CameraInfo, pose or depth: tf_timeout_s after it
+        arrived once the first such data has come (a worker that is behind then never waits on
+        data that did not come), tf_timeout_s from now before that (start-up, a late DDS
+        match: the images queued meanwhile are not all dropped at once)."""
+        return (arrived if started_up else time.monotonic()) + self.settings.tf_timeout_s
+
     def _camera_info_for(self, msg, arrived: float):
-        """The CameraInfo for an image: the newest one, after waiting (until tf_timeout_s after
-        the image arrived) for one stamped no earlier than the image when the newest is older (a
-        camera driver sends the pair together, but DDS may deliver the image first). Once a
-        CameraInfo has come, the wait counts from the image's arrival, so a worker that is behind
-        never waits for an image whose CameraInfo never came (one such image each would
-        otherwise cost tf_timeout_s); before the first one (start-up, a late DDS match) it counts
-        from now, so the images queued meanwhile are not all dropped at once."""
+        """The CameraInfo for an image: the one of its stamp, else the newest, after waiting
+        (until ``_wait_deadline``) for one stamped no earlier than the image when the newest is
+        older (a camera driver sends the pair together, but DDS may deliver the image first)."""
         stamp_ns = conversions.stamp_to_ns(msg.header.stamp)
         with self._camera_info_lock:
-            started = arrived if self._camera_info is not None else time.monotonic()
-        deadline = started + self.settings.tf_timeout_s
+            deadline = self._wait_deadline(arrived, self._camera_info is not None)
         while True:
             with self._camera_info_lock:
                 info = self._camera_infos.get(stamp_ns, self._camera_info)
@@ -392,11 +394,8 @@ class PosedImageInput:
         return (best if offset <= DEPTH_STAMP_TOLERANCE_NS else None), info
 
     def _pair_depth(self, frame: PosedFrame, arrived: float) -> None:
-        """Attach the depth image of the frame's stamp, waiting for it until tf_timeout_s after
-        the colour image arrived (from now until a first depth image was paired, as for
-        CameraInfo)."""
-        started = arrived if self._found_depth else time.monotonic()
-        deadline = started + self.settings.tf_timeout_s
+        """Attach the depth image of the frame's stamp, waiting for it until ``_wait_deadline``."""
+        deadline = self._wait_deadline(arrived, self._found_depth)
         while True:
             depth, info = self._matching_depth(frame.stamp_ns)
             if depth is not None or time.monotonic() >= deadline:
@@ -435,11 +434,9 @@ class PosedImageInput:
         return T_world_body @ self.tf.lookup(body, frame_id, stamp_ns)
 
     def _lookup_pose(self, frame_id: str, stamp_ns: int, arrived: float) -> np.ndarray:
-        """The pose at the image stamp, waiting for data until tf_timeout_s after the image
-        arrived (``arrived``, monotonic); until a first pose was found (start-up), from now, as
-        for CameraInfo."""
-        started = arrived if self._found_pose else time.monotonic()
-        deadline = started + self.settings.tf_timeout_s
+        """The pose at the image stamp, waiting for data until ``_wait_deadline`` (``arrived``:
+        when the image came, monotonic)."""
+        deadline = self._wait_deadline(arrived, self._found_pose)
         while True:
             try:
                 pose = self._lookup_once(frame_id, stamp_ns)

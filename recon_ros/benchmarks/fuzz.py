@@ -177,7 +177,7 @@ def run_fuzz(messages: int, seed: int, workdir: Path, log=print, transport: str 
 
     from recon_ros import conversions as cv
     from recon_ros.core.camera import PinholeCamera
-    from recon_ros.graph import NodeProcess, ObserverNode
+    from recon_ros.graph import NodeProcess, ObserverNode, images_accounted_for
     from recon_ros.msg import AtlasStatus
     from recon_ros.render import look_at
 
@@ -262,26 +262,7 @@ def run_fuzz(messages: int, seed: int, workdir: Path, log=print, transport: str 
 
         # Settled: every image the node received is accounted for and no more arrive (images a
         # loaded reader's DDS history overwrote never reached the node; reported, not counted).
-        # The node may take long on a busy machine; what fails is a node that stops making
-        # progress (nothing newly accounted for STALL_S), not a slow one.
-        seen = {"received": -1, "since": time.monotonic()}
-        progress = {"accounted": -1, "since": time.monotonic()}
-
-        def settled(m, _):
-            now = time.monotonic()
-            if m.frames_received != seen["received"]:
-                seen.update(received=m.frames_received, since=now)
-            accounted = m.frames_integrated + m.frames_not_keyframes + m.frames_dropped
-            if accounted != progress["accounted"]:
-                progress.update(accounted=accounted, since=now)
-            elif now - progress["since"] > STALL_S:
-                raise TimeoutError(
-                    f"atlas_node accounted for no new image in {STALL_S:.0f} s ({accounted} of "
-                    f"{m.frames_received} received)"
-                )
-            quiet = now - seen["since"] > 3.0
-            return accounted == m.frames_received and (m.frames_received == images_sent or quiet)
-
+        settled = images_accounted_for(images_sent, quiet_s=3.0, stall_s=STALL_S)
         final = status.wait_for(settled, 6 * 3600, "every image accounted for", [node])
         time.sleep(1.0)
         last = diagnostics.last

@@ -57,7 +57,8 @@ def growth_summary(samples: list[tuple[float, float, int]]) -> str:
 
 
 def decoded_frames(bag_path, image_topic: str, info_topic: str, world: str = "world") -> list:
-    """(rgb, K, T_world_cam) of every image of a bag with a pose (replay's decoding)."""
+    """(rgb, PinholeCamera, T_world_cam) of every image of a bag with a pose (replay's
+    decoding)."""
     from recon_ros.bag_salvage import readable_bag
     from recon_ros.frames import FrameDropped, posed_frame
     from recon_ros.replay import load_transforms
@@ -73,7 +74,7 @@ def decoded_frames(bag_path, image_topic: str, info_topic: str, world: str = "wo
                 frame = posed_frame(msg, info, lambda f, t: tf.lookup(world, f, t))
             except FrameDropped:
                 continue
-            frames.append((frame.rgb, frame.camera.K, frame.T_world_cam))
+            frames.append((frame.rgb, frame.camera, frame.T_world_cam))
     return frames
 
 
@@ -86,7 +87,7 @@ def node_soak(
     params=None,
     paced: bool = True,
 ) -> list:
-    """Feed ``frames`` (rgb, K, T_world_cam) to a live atlas_node over DDS again and again for
+    """Feed ``frames`` (rgb, camera, T_world_cam) to a live atlas_node over DDS again and again for
     ``minutes``; returns the samples (minutes, node RSS MiB, map chunks), one per pass.
     ``paced``: each image waits until the node has accounted for the one before (at most
     ``rate_hz``), so a slow machine measures memory rather than a node that fell behind its
@@ -97,8 +98,7 @@ def node_soak(
     from tf2_msgs.msg import TFMessage
 
     from recon_ros import conversions as cv
-    from recon_ros.core.camera import PinholeCamera
-    from recon_ros.graph import NodeProcess, ObserverNode
+    from recon_ros.graph import NodeProcess, ObserverNode, images_accounted_for
     from recon_ros.msg import AtlasStatus
 
     reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
@@ -124,13 +124,9 @@ def node_soak(
         time.sleep(0.5)
         started, t, sent = time.monotonic(), 100.0, 0  # stamps always increase across passes
         while (time.monotonic() - started) / 60.0 < minutes:
-            for rgb, K, T in frames:
+            for rgb, camera, T in frames:
                 t += 0.1
                 stamp = cv.ns_to_stamp(round(t * 1e9))
-                camera = PinholeCamera(
-                    fx=K[0, 0], fy=K[1, 1], cx=K[0, 2], cy=K[1, 2],
-                    width=rgb.shape[1], height=rgb.shape[0],
-                )  # fmt: skip
                 tf_pub.publish(
                     TFMessage(transforms=[cv.matrix_to_transform_stamped(T, stamp, "world", "cam")])
                 )
@@ -139,27 +135,10 @@ def node_soak(
                 sent += 1
                 time.sleep(1.0 / rate_hz)
                 if paced:  # the next image once this one is done with (memory, not speed)
-                    published = time.monotonic()
-
-                    def caught_up(m, _, sent=sent, published=published):
-                        done = m.frames_integrated + m.frames_not_keyframes + m.frames_dropped
-                        arrived = m.frames_received >= sent or time.monotonic() - published > 2.0
-                        return done == m.frames_received and arrived  # (best effort may lose it)
-
+                    caught_up = images_accounted_for(sent, quiet_s=2.0)
                     status.wait_for(caught_up, 300, "the node to catch up", [node])
 
-            seen = {"received": -1, "since": time.monotonic()}
-
-            def accounted(m, _, sent=sent, seen=seen):
-                # every image received is accounted for, and no more arrive (best-effort QoS
-                # may lose some in transport)
-                now = time.monotonic()
-                if m.frames_received != seen["received"]:
-                    seen.update(received=m.frames_received, since=now)
-                done = m.frames_integrated + m.frames_not_keyframes + m.frames_dropped
-                settled = m.frames_received == sent or now - seen["since"] > 3.0
-                return done == m.frames_received and settled
-
+            accounted = images_accounted_for(sent, quiet_s=3.0)
             last = status.wait_for(accounted, 600, "the pass accounted for", [node])
             samples.append(
                 ((time.monotonic() - started) / 60.0, rss_mib(node.process.pid), last.map_chunks)
@@ -213,11 +192,11 @@ def run(args: argparse.Namespace) -> int:
     stamp = 0.0
     passes = 0
     while (time.monotonic() - started) / 60.0 < args.minutes:
-        for i, (rgb, K, T) in enumerate(frames):
+        for i, (rgb, camera, T) in enumerate(frames):
             stamp += 0.1
             # a fresh array each time, as a camera delivers (a reference kept by mistake
             # would otherwise go unseen: the same arrays come round every pass)
-            reconstructor.integrate(rgb.copy(), K, T, stamp)
+            reconstructor.integrate(rgb.copy(), camera.K, T, stamp)
             if i % 10 == 9:
                 reconstructor.update()
                 reconstructor.mesh()

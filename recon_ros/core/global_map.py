@@ -516,6 +516,10 @@ class GlobalMap:
         """Replace the map's content with ``to_arrays`` output (checked by ``check_arrays``
         first: on a fault the map is left as it was)."""
         self.check_arrays(arrays)
+        self.replace_arrays(arrays)
+
+    def replace_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        """``load_arrays`` for arrays that already passed ``check_arrays``."""
         keys = np.asarray(arrays["keys"])
         with self._lock:
             self.clear()

@@ -154,6 +154,7 @@ def occupancy_slice_reference(
     grid = np.full((max(rows) - min(rows) + 1, max(cols) - min(cols) + 1), UNKNOWN, np.int8)
     for (row, col), state in cells.items():
         grid[row - min(rows), col - min(cols)] = state
-    corner = np.array([(min(cols) - 0.5) * voxel_size, (min(rows) - 0.5) * voxel_size, 0.0])
-    corner[2] = floor_m + low_m
+    corner = np.array(
+        [(min(cols) - 0.5) * voxel_size, (min(rows) - 0.5) * voxel_size, floor_m + low_m]
+    )
     return OccupancySlice(grid, rotation @ corner, rotation, float(voxel_size))

@@ -1110,8 +1110,8 @@ class AtlasReconstructor:
                 arrays = {name: data[name] for name in data.files}
         except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
             raise ValueError(f"map: {arrays_path} cannot be read ({error})") from error
+        self.map.check_arrays(arrays)  # before anything is cleared
         with self._integrate_lock, self._update_lock, self._window_lock:
-            self.map.check_arrays(arrays)  # before anything is cleared
             self._reset_locked()
-            self.map.load_arrays(arrays)
+            self.map.replace_arrays(arrays)
         return len(arrays["keys"])

@@ -112,8 +112,7 @@ def validate(model: MVSDepthNet, dataset: StereoDepthDataset, indices: list[int]
         rows_wta.append(depth_metrics(wta[0].numpy(), batch.depth[0].numpy()))
         labels = output.semantic_logits.argmax(1)[0]
         known = batch.semantic[0] < classes
-        truth = batch.semantic[0][known].numpy()
-        confusion += confusion_matrix(labels[known], torch.from_numpy(truth), classes).numpy()
+        confusion += confusion_matrix(labels[known], batch.semantic[0][known], classes).numpy()
     model.train()
     result = {}
     for prefix, rows in (("", rows_net), ("wta_", rows_wta)):
