@@ -126,7 +126,7 @@ class AtlasNode(Node):
         self._counts_lock = threading.Lock()
         self._map_version = 0
         self._published_version = 0
-        self._marker_cache: dict = {}  # chunk key -> (stamp, corner points, corner colours)
+        self._marker_cache: dict = {}  # chunk key -> (chunk stamp, conversions.SerializedMarker)
         self._marker_ids: dict = {}  # chunk key -> marker id, stable while the chunk exists
         self._next_marker_id = 1
         self._mesh_subscribers = 0
@@ -256,12 +256,13 @@ class AtlasNode(Node):
         self._warn_if_stalled()
         self._publish_status()
 
-    def _mesh_markers(self, stamp, everything: bool = False):
-        """The map's mesh as a MarkerArray of TRIANGLE_LIST markers, one per chunk (namespace
-        ``atlas_mesh``, an id per chunk): the chunks whose mesh changed since the last publish
-        (or ``everything``), and DELETE markers for chunks gone (reset, eviction). Corner points
-        are rebuilt only for changed chunks (building them is the cost)."""
-        from visualization_msgs.msg import Marker, MarkerArray
+    def _mesh_markers(self, stamp, everything: bool = False) -> bytes:
+        """The map's mesh as a serialized MarkerArray of TRIANGLE_LIST markers, one per chunk
+        (namespace ``atlas_mesh``, an id per chunk): the chunks whose mesh changed since the
+        last publish (or ``everything``), and DELETE markers for chunks gone (reset, eviction).
+        A chunk's marker is built only when its mesh changes (the Python Point objects are the
+        cost) and kept as CDR bytes (``conversions.SerializedMarker``: a third of the memory)."""
+        from visualization_msgs.msg import Marker
 
         chunks = self._reconstructor.mesh_chunks(color_by=self._color_mode)
         cache, markers = {}, []
@@ -269,26 +270,25 @@ class AtlasNode(Node):
             entry = self._marker_cache.get(key)
             changed = entry is None or entry[0] != chunk_stamp
             if changed:
-                entry = (chunk_stamp, *conversions.triangle_corners(mesh))
-            cache[key] = entry
-            if changed or everything:
                 if key not in self._marker_ids:
                     self._marker_ids[key] = self._next_marker_id
                     self._next_marker_id += 1
-                markers.append(
-                    conversions.triangle_list_marker(
-                        entry[1], entry[2], stamp, self._world_frame, "atlas_mesh",
-                        self._marker_ids[key],
-                    )
+                marker = conversions.triangle_list_marker(
+                    *conversions.triangle_corners(mesh), stamp, self._world_frame, "atlas_mesh",
+                    self._marker_ids[key],
                 )  # fmt: skip
+                entry = (chunk_stamp, conversions.SerializedMarker(marker))
+            cache[key] = entry
+            if changed or everything:
+                markers.append(entry[1])
         for key in self._marker_cache.keys() - cache.keys():
             gone = conversions.triangle_list_marker(
                 [], [], stamp, self._world_frame, "atlas_mesh", self._marker_ids.pop(key)
             )
             gone.action = Marker.DELETE
-            markers.append(gone)
+            markers.append(conversions.SerializedMarker(gone))
         self._marker_cache = cache
-        return MarkerArray(markers=markers)
+        return conversions.marker_array_bytes(markers, stamp)
 
     def _publish_map(self, everything: bool = False) -> None:
         stamp = self._stamp()

@@ -178,6 +178,18 @@ CORE_PARAMS = (
         (0.0, 20.0),
     ),
     Param(
+        "stereo_fine_sweep",
+        True,
+        "Refine the depth network's output by a narrow NCC sweep at twice its resolution "
+        "(sub-plane depth where the images have texture).",
+    ),
+    Param(
+        "stereo_fine_min_ncc",
+        0.2,
+        "The fine sweep's depth replaces the network's only where the peak NCC reaches this.",
+        (-1.0, 1.0),
+    ),
+    Param(
         "mesh_min_weight",
         1,
         "Voxels observed with less weight (fusion: summed depth confidence) stay out of the mesh.",
@@ -269,6 +281,8 @@ CONFIG_KEYS = {
     "min_depth_confidence": "min_depth_confidence",
     "stereo_min_consistent_views": "stereo_min_consistent_views",
     "stereo_near_weighting_m": "stereo_near_weighting_m",
+    "stereo_fine_sweep": "stereo_fine_sweep",
+    "stereo_fine_min_ncc": "stereo_fine_min_ncc",
     "mesh_min_weight": "mesh_min_weight",
     "voxel_size_m": "voxel_size",
     "window_dims": "window_dims",

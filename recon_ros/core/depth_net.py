@@ -136,7 +136,7 @@ class EncodedView(NamedTuple):
     features: torch.Tensor
 
 
-def _grey(images: torch.Tensor) -> torch.Tensor:
+def grey_image(images: torch.Tensor) -> torch.Tensor:
     """(B, 3, H, W) -> (B, 1, H, W) luma."""
     weights = images.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
     return (images * weights).sum(dim=1, keepdim=True)
@@ -166,6 +166,35 @@ def depth_from_logits(
     expected_index = (probabilities * near_mode * index).sum(dim=1) / mass
     confidence = (probabilities * (distance <= CONFIDENCE_RADIUS)).sum(dim=1)
     return depth_of_plane_index(expected_index, planes, near, far), confidence
+
+
+def pointwise_conv3d(layers: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+    """``layers(x)`` for a stack of 1x1x1 ``Conv3d`` and ``ReLU`` layers, as matrix products.
+
+    The same numbers as calling the layers (a test says so) in a fifteenth of the time on our
+    CPU: oneDNN's 3D convolution is slow for a handful of channels over a large volume.
+
+    Args:
+        layers: ``Conv3d`` layers of kernel 1 (with bias) and ``ReLU``, in any order.
+        x: (B, C, D, H, W).
+
+    Returns:
+        (B, C_out, D, H, W).
+    """
+    if x.ndim != 5:
+        raise ValueError(f"x: expected (B, C, D, H, W), got {tuple(x.shape)}")
+    batch, _, *volume = x.shape
+    flat = x.reshape(batch, x.shape[1], -1)
+    for layer in layers:
+        if isinstance(layer, nn.ReLU):
+            flat = torch.relu(flat)
+        elif isinstance(layer, nn.Conv3d) and layer.kernel_size == (1, 1, 1):
+            weight = layer.weight.view(1, layer.out_channels, layer.in_channels)
+            bias = layer.bias.view(1, -1, 1)
+            flat = torch.baddbmm(bias, weight.expand(batch, -1, -1), flat)
+        else:
+            raise ValueError(f"layers: only 1x1x1 Conv3d and ReLU, got {layer}")
+    return flat.view(batch, flat.shape[1], *volume)
 
 
 def winner_take_all_depth(ncc: torch.Tensor, config: DepthNetConfig) -> torch.Tensor:
@@ -353,7 +382,7 @@ class MVSDepthNet(nn.Module):
         correlation = evidence_sum / seen[:, None]
         ncc = ncc_sum / seen
         evidence = torch.cat([correlation, ncc[:, None], (valid_sum / count)[:, None]], dim=1)
-        score = self.plane_scorer(evidence)[:, 0]
+        score = pointwise_conv3d(self.plane_scorer, evidence)[:, 0]
         return score, ncc
 
     def semantic_only(self, reference: torch.Tensor) -> torch.Tensor:
@@ -370,7 +399,7 @@ class MVSDepthNet(nn.Module):
         """What a view contributes as a stereo partner, computed once per keyframe: matching
         features ``(B, M, H / 2, W / 2)`` and the grey image at that size ``(B, 1, ...)``."""
         half = self.encoder_half(self._normalise(images))
-        return EncodedView(self.match_projection(half), F.avg_pool2d(_grey(images), 2), half)
+        return EncodedView(self.match_projection(half), F.avg_pool2d(grey_image(images), 2), half)
 
     def forward(
         self,

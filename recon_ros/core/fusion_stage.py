@@ -22,7 +22,8 @@ import torch.nn.functional as F  # noqa: N812 (the usual torch name)
 
 from recon_ros.core.camera import PinholeCamera, image_to_tensor, resize_image_tensor
 from recon_ros.core.classes import IGNORE_LABEL
-from recon_ros.core.depth_net import MVSDepthNet
+from recon_ros.core.depth_net import MVSDepthNet, grey_image
+from recon_ros.core.fine_sweep import fine_sweep
 from recon_ros.core.geometry import invert_pose
 from recon_ros.core.partners import select_stereo_partners
 
@@ -47,6 +48,13 @@ class StereoSettings:
     consistency_tolerance: float = 0.05
     #: > 0: fusion weights fall as (near_weighting_depth / depth)^2 beyond that depth (metres).
     near_weighting_depth: float = 0.0
+    #: Refine the network's depth by a narrow NCC sweep at its input size (``core.fine_sweep``):
+    #: depth at twice the network's output resolution, sub-plane where matching is decisive.
+    fine_sweep: bool = False
+    fine_min_ncc: float = 0.2
+    fine_hypotheses: int = 17
+    fine_span: float = 2.0
+    fine_window: int = 7
 
 
 @dataclass
@@ -57,6 +65,7 @@ class _Keyframe:
     T_world_cam: np.ndarray
     depth: torch.Tensor | None = None  # (h, w) its depth for fusion, once it has one
     K_depth: np.ndarray | None = None
+    grey_full: torch.Tensor | None = None  # (1, H, W) at the network's input size (fine sweep)
 
 
 @dataclass(frozen=True)
@@ -219,12 +228,15 @@ class DepthFusionStage:
         """
         use_sensor = depth is not None and self.depth_source in ("auto", "sensor")
         network_image = network_camera = None
-        labels_half = None
         if self.net is not None:
             network_image, network_camera = self._network_view(image, camera)
             encoded = self.net.encode_view(network_image[None])
             keyframe = _Keyframe(
-                encoded.match[0], encoded.grey[0], network_camera.K, np.array(T_world_cam)
+                encoded.match[0],
+                encoded.grey[0],
+                network_camera.K,
+                np.array(T_world_cam),
+                grey_full=grey_image(network_image[None])[0] if self.stereo.fine_sweep else None,
             )
         if use_sensor:
             result = self._sensor_depth(
@@ -264,29 +276,74 @@ class DepthFusionStage:
             half = _half_camera(network_camera)
             confidence = output.confidence[0]
             predicted = output.depth[0].clone()
-            predicted[confidence < self.stereo.min_confidence] = 0.0
-            predicted = self._consistent(predicted, half.K, T_world_ref, partners)
+            labels_logits = output.semantic_logits[0]
+            depth_camera_out = half
+            refined = torch.zeros_like(predicted, dtype=torch.bool)
+            if self.stereo.fine_sweep and all(p.grey_full is not None for p in partners):
+                predicted, confidence, refined = self._fine_sweep(
+                    predicted, confidence, keyframe, partners, K_src, T_src_ref
+                )
+                labels_logits = F.interpolate(
+                    labels_logits[None], size=predicted.shape, mode="nearest"
+                )[0]
+                depth_camera_out = network_camera
+            predicted[(confidence < self.stereo.min_confidence) & ~refined] = 0.0
+            predicted = self._consistent(predicted, depth_camera_out.K, T_world_ref, partners)
             if self.stereo.near_weighting_depth > 0:
                 # Stereo depth error grows with the square of depth: far views count less.
                 scale = (self.stereo.near_weighting_depth / predicted.clamp(min=1e-3)) ** 2
                 confidence = confidence * scale.clamp(max=1.0)
-            probabilities = torch.softmax(output.semantic_logits[0], dim=0)
-            labels_half = probabilities.argmax(dim=0)
-            rgb_half = resize_image_tensor(network_image, half.width, half.height)
-            keyframe.depth, keyframe.K_depth = predicted, half.K
+            labels = labels_logits.argmax(dim=0)
+            rgb = resize_image_tensor(
+                network_image, depth_camera_out.width, depth_camera_out.height
+            )
+            keyframe.depth, keyframe.K_depth = predicted, depth_camera_out.K
             result = DepthResult(
                 "mvs",
                 depth=predicted,
-                K=half.K,
+                K=depth_camera_out.K,
                 T_world_depth=np.asarray(T_world_cam, dtype=np.float64),
                 confidence=confidence,
-                rgb=rgb_half,
-                labels=labels_half,
+                rgb=rgb,
+                labels=labels,
                 partners=len(partners),
             )
         if self.net is not None:
             self.history.append(keyframe)
         return result
+
+    def _fine_sweep(
+        self,
+        depth: torch.Tensor,
+        confidence: torch.Tensor,
+        keyframe: _Keyframe,
+        partners: list[_Keyframe],
+        K_src: torch.Tensor,
+        T_src_ref: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The network's (h, w) depth refined at the input size (2h, 2w) by ``fine_sweep``:
+        (depth, confidence, refined); refined pixels are confident whatever the network said,
+        the others keep the network's confidence."""
+        cfg, s = self.net.config, self.stereo
+        result = fine_sweep(
+            depth[None],
+            keyframe.grey_full[None],
+            torch.stack([p.grey_full for p in partners])[None],
+            torch.as_tensor(keyframe.K, dtype=torch.float32, device=self.device)[None],
+            K_src[None].to(self.device),
+            T_src_ref[None].to(self.device),
+            plane_step=(1.0 / cfg.near - 1.0 / cfg.far) / (cfg.planes - 1),
+            hypotheses=s.fine_hypotheses,
+            span=s.fine_span,
+            window=s.fine_window,
+            min_score=s.fine_min_ncc,
+        )
+        size = tuple(result.depth.shape[-2:])
+        confidence = F.interpolate(confidence[None, None], size=size, mode="bilinear",
+                                   align_corners=False)[0, 0]  # fmt: skip
+        refined = result.refined[0]
+        confidence = torch.where(refined, confidence.clamp(min=s.min_confidence), confidence)
+        return result.depth[0], confidence, refined
 
     def _consistent(
         self, depth: torch.Tensor, K: np.ndarray, T_world_cam: np.ndarray, partners: list

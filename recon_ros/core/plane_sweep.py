@@ -11,7 +11,8 @@ Pixel centres are at integer coordinates (DEVELOPERS.md); a sample counts as val
 is in front of the source camera and inside its image area ``[-0.5, size - 0.5]``. Invalid
 samples read 0.
 
-``warp_to_planes_reference`` is a per-pixel loop of the same recipe, for tests.
+``warp_to_planes_reference`` is a per-pixel loop of the same recipe, and
+``local_ncc_reference`` the NCC's formula as it reads, for tests.
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ def plane_projection(
         K_ref: (B, 3, 3) reference intrinsics at the output size.
         K_src: (B, 3, 3) source intrinsics at the source image's size.
         T_src_ref: (B, 4, 4) reference optical frame to source optical frame.
-        depths: (D,) plane depths in metres.
+        depths: (D,) plane depths in metres, or (B, D, H, W) a depth per pixel and hypothesis.
         size: (H, W) of the reference grid.
 
     Returns:
@@ -110,13 +111,16 @@ def plane_projection(
     rotation, translation = T_src_ref[:, :3, :3], T_src_ref[:, :3, 3:]
     a = K_src @ (rotation @ rays)  # (B, 3, HW)
     b = K_src @ translation  # (B, 3, 1)
-    d = depths.to(dtype).view(1, -1, 1, 1)
+    if depths.ndim == 1:
+        d = depths.to(dtype).view(1, -1, 1, 1)
+    else:
+        d = depths.to(dtype).reshape(depths.shape[0], depths.shape[1], 1, height * width)
     projected = d * a[:, None] + b[:, None]  # (B, D, 3, HW)
     z = projected[:, :, 2]
     safe_z = torch.where(z > MIN_PROJECTION_DEPTH, z, torch.ones_like(z))
     u = projected[:, :, 0] / safe_z
     v = projected[:, :, 1] / safe_z
-    shape = (K_ref.shape[0], depths.numel(), height, width)
+    shape = (K_ref.shape[0], projected.shape[1], height, width)
     return u.reshape(shape), v.reshape(shape), z.reshape(shape)
 
 
@@ -142,9 +146,44 @@ def warp_to_planes(
         warped: (B, C, D, H, W), 0 where invalid; valid: (B, D, H, W) bool.
     """
     _check_inputs(source, K_ref, K_src, T_src_ref, depths, size)
-    height, width = size
+    return _sample_projected(source, *plane_projection(K_ref, K_src, T_src_ref, depths, size))
+
+
+def warp_to_depth_maps(
+    source: torch.Tensor,
+    K_ref: torch.Tensor,
+    K_src: torch.Tensor,
+    T_src_ref: torch.Tensor,
+    depth_maps: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``warp_to_planes`` with a depth per reference pixel and hypothesis instead of planes:
+    the sweep of a refinement around a first depth estimate.
+
+    Args:
+        source: (B, C, Hs, Ws); K_ref: (B, 3, 3) at (H, W); K_src: (B, 3, 3) at (Hs, Ws);
+        T_src_ref: (B, 4, 4).
+        depth_maps: (B, D, H, W) positive depths in metres.
+
+    Returns:
+        warped: (B, C, D, H, W), 0 where invalid; valid: (B, D, H, W) bool.
+    """
+    if depth_maps.ndim != 4 or depth_maps.shape[0] != source.shape[0]:
+        raise ValueError(
+            f"depth_maps: expected ({source.shape[0]}, D, H, W), got {tuple(depth_maps.shape)}"
+        )
+    if not bool(torch.all(depth_maps > 0)):
+        raise ValueError("depth_maps: every depth must be positive")
+    size = tuple(depth_maps.shape[-2:])
+    _check_inputs(source, K_ref, K_src, T_src_ref, depth_maps[0, :, 0, 0], size)
+    return _sample_projected(source, *plane_projection(K_ref, K_src, T_src_ref, depth_maps, size))
+
+
+def _sample_projected(
+    source: torch.Tensor, u: torch.Tensor, v: torch.Tensor, z: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bilinear samples of (B, C, Hs, Ws) ``source`` at (B, D, H, W) pixel coordinates."""
     source_height, source_width = source.shape[-2:]
-    u, v, z = plane_projection(K_ref, K_src, T_src_ref, depths, size)
+    batch, planes, height, width = u.shape
     valid = (
         (z > MIN_PROJECTION_DEPTH)
         & (u >= -0.5)
@@ -157,7 +196,6 @@ def warp_to_planes(
     grid_y = (2.0 * v + 1.0) / source_height - 1.0
     # Park invalid samples far outside so they read zeros and never produce NaN.
     grid = torch.stack([grid_x, grid_y], dim=-1).masked_fill(~valid[..., None], -4.0)
-    batch, planes = u.shape[:2]
     sampled = F.grid_sample(
         source,
         grid.reshape(batch, planes * height, width, 2).to(source.dtype),
@@ -216,11 +254,80 @@ def warp_to_planes_reference(
     return warped, valid
 
 
+def _check_ncc_inputs(
+    reference: torch.Tensor, warped: torch.Tensor, valid: torch.Tensor, window: int
+) -> None:
+    if window < 1 or window % 2 == 0:
+        raise ValueError(f"window: must be odd and positive, got {window}")
+    if reference.ndim != 4 or reference.shape[1] != 1:
+        raise ValueError(f"reference: expected (B, 1, H, W), got {tuple(reference.shape)}")
+    if warped.ndim != 5 or warped.shape[1] != 1 or warped.shape[-2:] != reference.shape[-2:]:
+        raise ValueError(
+            f"warped: expected (B, 1, D, {reference.shape[-2]}, {reference.shape[-1]}), got "
+            f"{tuple(warped.shape)}"
+        )
+    if tuple(valid.shape) != (warped.shape[0], *warped.shape[2:]):
+        raise ValueError(
+            f"valid: expected {(warped.shape[0], *warped.shape[2:])}, got {tuple(valid.shape)}"
+        )
+
+
+def _box_mean(x: torch.Tensor, window: int) -> torch.Tensor:
+    """Mean over a ``window`` x ``window`` box of every channel of (N, C, H, W), over the pixels
+    inside the image at the borders (separable depthwise convolutions)."""
+    channels, (height, width) = x.shape[1], x.shape[-2:]
+    pad = window // 2
+    row = x.new_full((channels, 1, 1, window), 1.0 / window)
+    column = x.new_full((channels, 1, window, 1), 1.0 / window)
+    ones = x.new_ones(1, 1, height, width)
+    border = F.conv2d(F.conv2d(ones, row[:1], padding=(0, pad)), column[:1], padding=(pad, 0))
+    x = F.conv2d(x, row, padding=(0, pad), groups=channels)
+    return F.conv2d(x, column, padding=(pad, 0), groups=channels) / border
+
+
 def local_ncc(
     reference: torch.Tensor, warped: torch.Tensor, valid: torch.Tensor, window: int = 5
 ) -> torch.Tensor:
     """Zero-mean normalised cross-correlation of a reference image with its warped partner in a
     ``window`` x ``window`` box around every pixel, plane by plane.
+
+    Brightness and contrast changes between the views (auto exposure, white balance) cancel out;
+    textureless boxes give 0 (no evidence) rather than noise. The reference's box statistics are
+    computed once (not per plane) and the four per-plane box means in one call: a third of the
+    time of ``local_ncc_reference``, which it equals.
+
+    Args:
+        reference: (B, 1, H, W) grey reference image.
+        warped: (B, 1, D, H, W) grey source image warped onto D planes.
+        valid: (B, D, H, W) bool validity of the warped samples.
+        window: odd box size.
+
+    Returns:
+        (B, D, H, W) in [-1, 1]; 0 where any sample of the box is invalid.
+    """
+    _check_ncc_inputs(reference, warped, valid, window)
+    planes = warped.shape[2]
+    reference_stats = _box_mean(torch.cat([reference, reference * reference], dim=1), window)
+    mean_r, var_r = reference_stats[:, :1], reference_stats[:, 1:]
+    var_r = (var_r - mean_r * mean_r).clamp(min=0.0)  # (B, 1, H, W)
+    source = warped[:, 0]  # (B, D, H, W)
+    means = _box_mean(
+        torch.cat([source, source * source, reference * source, valid.to(source.dtype)], dim=1),
+        window,
+    )
+    mean_s, square_s, product, valid_share = means.split(planes, dim=1)
+    var_s = (square_s - mean_s * mean_s).clamp(min=0.0)
+    cov = product - mean_r * mean_s
+    # The floor on the variances (about 2 grey levels of std) keeps flat boxes at ~0.
+    ncc = cov / torch.sqrt((var_r + 1e-4) * (var_s + 1e-4))
+    return (ncc * (valid_share > 0.999)).clamp(-1.0, 1.0)
+
+
+def local_ncc_reference(
+    reference: torch.Tensor, warped: torch.Tensor, valid: torch.Tensor, window: int = 5
+) -> torch.Tensor:
+    """``local_ncc`` written as the formula reads (every box mean on every plane, the reference
+    repeated per plane), for tests.
 
     Brightness and contrast changes between the views (auto exposure, white balance) cancel out;
     textureless boxes give 0 (no evidence) rather than noise.
@@ -234,15 +341,7 @@ def local_ncc(
     Returns:
         (B, D, H, W) in [-1, 1]; 0 where any sample of the box is invalid.
     """
-    if window < 1 or window % 2 == 0:
-        raise ValueError(f"window: must be odd and positive, got {window}")
-    if reference.ndim != 4 or reference.shape[1] != 1:
-        raise ValueError(f"reference: expected (B, 1, H, W), got {tuple(reference.shape)}")
-    if warped.ndim != 5 or warped.shape[1] != 1 or warped.shape[-2:] != reference.shape[-2:]:
-        raise ValueError(
-            f"warped: expected (B, 1, D, {reference.shape[-2]}, {reference.shape[-1]}), got "
-            f"{tuple(warped.shape)}"
-        )
+    _check_ncc_inputs(reference, warped, valid, window)
 
     batch, _, planes, height, width = warped.shape
     pad = window // 2

@@ -157,6 +157,11 @@ class ReconstructorConfig:
             depths agree with it (0: no check; see ``core.fusion_stage``).
         stereo_near_weighting_m: > 0: stereo depth's fusion weight falls as (this / depth)^2
             beyond this depth (stereo error grows with the square of depth); 0: off.
+        stereo_fine_sweep: refine the depth network's output by a narrow NCC sweep at its
+            input size (``core.fine_sweep``; on 2 validation scenes F-score 0.28 -> 0.40);
+            ``stereo_fine_min_ncc``: the peak NCC a pixel needs to take the swept depth (0.2
+            chosen on the same scenes: 0.7, 0.5, 0.3, 0.2, 0.1 gave 0.34, 0.36, 0.39, 0.40,
+            0.40).
         mesh_min_weight: voxels observed with less weight (fusion: confidence sum, rounded up;
             atlas: frames) are left out of the mesh.
 
@@ -191,6 +196,8 @@ class ReconstructorConfig:
     min_depth_confidence: float = 0.5
     stereo_min_consistent_views: int = 0
     stereo_near_weighting_m: float = 1.5
+    stereo_fine_sweep: bool = True
+    stereo_fine_min_ncc: float = 0.2
     stereo_truncation_voxels: float = 8.0
     mesh_min_weight: int = 1
 
@@ -280,6 +287,10 @@ class ReconstructorConfig:
             raise ValueError(
                 f"stereo_min_consistent_views: must be 0-4, got {self.stereo_min_consistent_views}"
             )
+        if not -1 <= self.stereo_fine_min_ncc <= 1:
+            raise ValueError(
+                f"stereo_fine_min_ncc: must be in [-1, 1], got {self.stereo_fine_min_ncc}"
+            )
         if not 0 <= self.min_depth_confidence < 1:
             raise ValueError(
                 f"min_depth_confidence: must be in [0, 1), got {self.min_depth_confidence}"
@@ -293,6 +304,8 @@ class ReconstructorConfig:
             min_confidence=self.min_depth_confidence,
             min_consistent_views=int(self.stereo_min_consistent_views),
             near_weighting_depth=float(self.stereo_near_weighting_m),
+            fine_sweep=bool(self.stereo_fine_sweep),
+            fine_min_ncc=float(self.stereo_fine_min_ncc),
         )
 
     def window_policy_config(self) -> WindowPolicyConfig:

@@ -11,6 +11,7 @@ from recon_ros.core.depth_net import (
     DepthNetConfig,
     MVSDepthNet,
     depth_losses,
+    pointwise_conv3d,
     winner_take_all_depth,
 )
 
@@ -125,3 +126,23 @@ def test_encoded_views_give_the_same_result():
         )  # fmt: skip
     torch.testing.assert_close(direct.depth, cached.depth)
     torch.testing.assert_close(direct.semantic_logits, cached.semantic_logits)
+
+
+def test_pointwise_conv3d_equals_the_layers_it_applies():
+    torch.manual_seed(4)
+    layers = torch.nn.Sequential(
+        torch.nn.Conv3d(6, 8, 1), torch.nn.ReLU(), torch.nn.Conv3d(8, 3, 1)
+    )
+    x = torch.randn(2, 6, 5, 7, 9, requires_grad=True)
+    fast = pointwise_conv3d(layers, x)
+    torch.testing.assert_close(fast, layers(x), atol=1e-5, rtol=1e-5)
+    # Gradients reach the layers' weights as they would through the convolutions.
+    fast.square().sum().backward()
+    ours = layers[0].weight.grad.clone()
+    layers.zero_grad()
+    layers(x).square().sum().backward()
+    torch.testing.assert_close(ours, layers[0].weight.grad, atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match="1x1x1"):
+        pointwise_conv3d(torch.nn.Sequential(torch.nn.Conv3d(6, 1, 3)), x)
+    with pytest.raises(ValueError, match="B, C, D, H, W"):
+        pointwise_conv3d(layers, torch.randn(6, 5, 7, 9))

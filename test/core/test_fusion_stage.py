@@ -67,3 +67,42 @@ def test_unregistered_depth_samples_colour_where_it_lands():
     expected = (columns >= 32) & (columns < 63.5)
     red = sampled[0, 12].numpy() > 0.5
     assert np.array_equal(red[1:-1], expected[1:-1])
+
+
+def _textured_wall_view(T_world_cam: np.ndarray, wall_y: float = 1.5) -> np.ndarray:
+    """RGB image (48, 64) of a wall of 8 cm random grey blocks at world y = ``wall_y``."""
+    texture = np.random.default_rng(5).integers(0, 256, (200, 200), dtype=np.uint8)
+    v, u = np.mgrid[0:48, 0:64].astype(np.float64)
+    rays = np.stack([(u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], np.ones_like(u)], -1)
+    direction = rays @ T_world_cam[:3, :3].T
+    origin = T_world_cam[:3, 3]
+    hit = origin + ((wall_y - origin[1]) / direction[..., 1])[..., None] * direction
+    ix = np.clip(((hit[..., 0] + 8.0) / 0.08).astype(int), 0, 199)
+    iz = np.clip(((hit[..., 2] + 8.0) / 0.08).astype(int), 0, 199)
+    return np.repeat(texture[iz, ix][..., None], 3, axis=-1)
+
+
+def test_fine_sweep_gives_depth_at_the_input_size_on_the_wall():
+    """An untrained network is the 16-plane NCC sweep (planes about 25 % of depth apart at
+    1.5 m); with the fine sweep the depth comes at the input size, and on the wall."""
+    camera = PinholeCamera.from_matrix(K, 64, 48)
+    poses = [look_at_pose([x, 0, 1], [x, 3, 1]) for x in (0.0, 0.15, 0.3)]
+    errors = {}
+    for fine in (False, True):
+        torch.manual_seed(0)
+        stage = DepthFusionStage(
+            MVSDepthNet(SMALL).eval(), "mvs", StereoSettings(fine_sweep=fine, min_confidence=0.0)
+        )
+        for T in poses:
+            result = stage.depth_for_keyframe(_textured_wall_view(T), camera, T)
+        assert result.source == "mvs" and result.partners == 2
+        expected = (48, 64) if fine else (24, 32)
+        assert result.depth.shape == expected and result.labels.shape == expected
+        assert result.rgb.shape == (3, *expected) and result.confidence.shape == expected
+        assert np.allclose(result.K, K if fine else np.array(
+            [[25.0, 0, 15.5], [0, 25.0, 11.5], [0, 0, 1]]))  # fmt: skip
+        rows, cols = expected
+        inner = result.depth[rows // 4 : -rows // 4, cols // 4 : -cols // 4]
+        errors[fine] = ((inner - 1.5).abs() / 1.5)[inner > 0]
+    assert float(errors[True].median()) < 0.02
+    assert float((errors[True] < 0.05).float().mean()) > 0.9

@@ -9,6 +9,7 @@ from recon_ros.core.plane_sweep import (
     depth_of_plane_index,
     inverse_depth_planes,
     local_ncc,
+    local_ncc_reference,
     plane_index_of_depth,
     warp_to_planes,
     warp_to_planes_reference,
@@ -86,6 +87,19 @@ def test_ncc_is_invariant_to_gain_and_offset():
     assert torch.all(ncc[:, :, 2:-2, 2:-2] > 0.99)
 
 
+def test_ncc_equals_its_reference_with_invalid_samples_and_borders():
+    torch.manual_seed(3)
+    reference = torch.rand(2, 1, 13, 17)
+    warped = torch.rand(2, 1, 5, 13, 17)
+    valid = torch.rand(2, 5, 13, 17) > 0.1
+    for window in (1, 3, 5, 7):
+        fast = local_ncc(reference, warped, valid, window)
+        slow = local_ncc_reference(reference, warped, valid, window)
+        assert fast.shape == (2, 5, 13, 17)
+        torch.testing.assert_close(fast, slow, atol=1e-5, rtol=0)
+        assert bool((fast == 0)[~valid].all())  # an invalid sample zeroes its boxes
+
+
 def test_bad_inputs_raise():
     with pytest.raises(ValueError, match="planes"):
         inverse_depth_planes(1, 0.5, 4.0)
@@ -93,3 +107,5 @@ def test_bad_inputs_raise():
         warp_to_planes(torch.rand(1, 1, 8, 8), K[None], K, pose(0.1)[None], torch.ones(2), (4, 4))
     with pytest.raises(ValueError, match="window"):
         local_ncc(torch.rand(1, 1, 4, 4), torch.rand(1, 1, 2, 4, 4), torch.ones(1, 2, 4, 4) > 0, 4)
+    with pytest.raises(ValueError, match="valid"):
+        local_ncc(torch.rand(1, 1, 4, 4), torch.rand(1, 1, 2, 4, 4), torch.ones(1, 3, 4, 4) > 0)

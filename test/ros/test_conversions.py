@@ -244,6 +244,50 @@ def test_marker_triangle_list_has_a_point_and_colour_per_corner():
         cv.mesh_to_marker(Mesh(vertices, np.array([[0, 1, 7]]), colors), STAMP, "world")
 
 
+def test_serialized_markers_make_the_marker_array_rclpy_reads():
+    """Markers of every size (so they sit at both offsets modulo 8 and end unaligned) put
+    together as bytes deserialise to the same MarkerArray, with the new stamp on each."""
+    from rclpy.serialization import deserialize_message
+    from visualization_msgs.msg import Marker, MarkerArray
+
+    rng = np.random.default_rng(0)
+    markers = []
+    for marker_id, triangles in enumerate([3, 1, 2, 5, 0, 4, 1]):
+        corners = triangles * 3
+        mesh = Mesh(
+            rng.random((corners, 3)),
+            np.arange(corners).reshape(-1, 3),
+            rng.integers(0, 256, (corners, 3)).astype(np.uint8),
+        )
+        marker = cv.mesh_to_marker(mesh, Time(sec=5, nanosec=7), "world", "atlas_mesh", marker_id)
+        marker.ns = "x" * marker_id  # strings of every length shift what follows
+        if not triangles:
+            marker.action = Marker.DELETE
+        markers.append(marker)
+    stamp = Time(sec=99, nanosec=12345)
+    serialized = [cv.SerializedMarker(m) for m in markers]
+    for count in range(len(markers) + 1):
+        data = cv.marker_array_bytes(serialized[:count], stamp)
+        back = deserialize_message(data, MarkerArray)
+        assert len(back.markers) == count
+        for ours, theirs in zip(back.markers, markers, strict=False):
+            assert ours.header.stamp == stamp
+            assert (ours.ns, ours.id, ours.action) == (theirs.ns, theirs.id, theirs.action)
+            assert ours.points == theirs.points
+            # Colours are float32 on the wire; the message built in Python held doubles.
+            np.testing.assert_allclose(
+                np.array([(c.r, c.g, c.b, c.a) for c in ours.colors]).reshape(-1, 4),
+                np.array([(c.r, c.g, c.b, c.a) for c in theirs.colors]).reshape(-1, 4),
+                atol=1e-6,
+            )
+            ours.header.stamp, ours.colors = theirs.header.stamp, theirs.colors
+            assert ours == theirs
+    # Kept as bytes, a corner costs 80 bytes (two copies of 24 + 16), not Python objects.
+    assert serialized[3].nbytes < 2 * (40 * 15 + 400)
+    with pytest.raises(ValueError, match="aligned"):
+        serialized[0].payload(2)
+
+
 def test_pinhole_camera_is_shared_with_the_core():
     assert isinstance(
         cv.camera_info_to_camera(camera_info([500, 0, 320, 0, 500, 240, 0, 0, 1])), PinholeCamera
