@@ -24,5 +24,5 @@ setup(
     packages=find_packages(include=["recon_ros", "recon_ros.*"]),
     package_data={"recon_ros": ["weights/*", "configs/*"]},
     install_requires=REQUIREMENTS,
-    entry_points={"console_scripts": ["recon-ros = recon_ros.cli:main"]},
+    entry_points={"console_scripts": ["recon-ros = recon_ros.apps.cli:main"]},
 )

@@ -16,7 +16,7 @@ try:
 except ImportError:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from recon_ros.benchmarks.atlas import main
+from recon_ros.apps.benchmarks.atlas import main
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

@@ -18,7 +18,7 @@ try:
 except ImportError:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from recon_ros.benchmarks.fusion import add_parser
+from recon_ros.apps.benchmarks.fusion import add_parser
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="fusion")

@@ -15,7 +15,7 @@ try:
 except ImportError:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from recon_ros.benchmarks.soak import add_parser
+from recon_ros.apps.benchmarks.soak import add_parser
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="soak")

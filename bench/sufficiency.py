@@ -16,7 +16,7 @@ try:
 except ImportError:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from recon_ros.benchmarks.sufficiency import add_parser
+from recon_ros.apps.benchmarks.sufficiency import add_parser
 
 
 def main() -> int:

@@ -22,7 +22,7 @@ from recon_ros.core.reconstructor import (
     AtlasReconstructor,
     ReconstructorConfig,
 )
-from recon_ros.ply import write_ply
+from recon_ros.io.ply import write_ply
 from recon_ros.weights import (
     default_atlas_weights,
     default_depth_weights,

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from recon_ros import conversions
-from recon_ros.bagfile import BagReader
-from recon_ros.tf_buffer import TransformBuffer
+from recon_ros.io import camera_info_conversions, image_conversions, transform_conversions
+from recon_ros.io.bagfile import BagReader
+from recon_ros.io.tf_buffer import TransformBuffer
 
 
 def depth_views(bag_path, depth_topic: str, info_topic: str, world: str = "world", every: int = 1):
@@ -22,9 +22,9 @@ def depth_views(bag_path, depth_topic: str, info_topic: str, world: str = "world
             else:
                 buffer.set_tf_message(msg, static=topic == "/tf_static")
     for msg, msg_info in messages[::every]:
-        depth = conversions.image_to_depth(msg)
-        K = conversions.camera_info_to_camera(msg_info).K
-        stamp = conversions.stamp_to_ns(msg.header.stamp)
+        depth = image_conversions.image_to_depth(msg)
+        K = camera_info_conversions.camera_info_to_camera(msg_info).K
+        stamp = transform_conversions.stamp_to_ns(msg.header.stamp)
         T = buffer.lookup(world, msg.header.frame_id, stamp)
         views.append((depth, K, np.asarray(T)))
     return views

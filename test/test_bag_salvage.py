@@ -6,9 +6,9 @@ import shutil
 
 import pytest
 
-from recon_ros.bag_salvage import SalvagedMcap, readable_bag
-from recon_ros.bagfile import BagReader
-from recon_ros.demo import default_demo_bag
+from recon_ros.apps.demo import default_demo_bag
+from recon_ros.io.bag_salvage import SalvagedMcap, readable_bag
+from recon_ros.io.bagfile import BagReader
 
 
 def damaged_copy(tmp_path, keep: float):
@@ -57,7 +57,7 @@ def test_broken_metadata_and_unreadable_bags(tmp_path):
 
 
 def test_replay_of_a_cut_off_bag_maps_what_was_recorded(tmp_path):
-    from recon_ros.replay import replay_bag
+    from recon_ros.apps.replay import replay_bag
 
     damaged = damaged_copy(tmp_path, 0.4)
     report = replay_bag(

@@ -1,18 +1,18 @@
-"""Round trips through recon_ros.bagfile in both rosbag2 storages."""
+"""Round trips through recon_ros.io.bagfile in both rosbag2 storages."""
 
 import numpy as np
 import pytest
 from rosbags.interfaces import QosDurability
 
-from recon_ros.bagfile import BagReader, BagWriter, detect_storage
-from recon_ros.conversions import stamp_to_ns, transform_to_matrix
 from recon_ros.core.geometry import quaternion_to_matrix
+from recon_ros.io.bagfile import BagReader, BagWriter, detect_storage
+from recon_ros.io.transform_conversions import stamp_to_ns, transform_to_matrix
 
 T0 = 1_700_000_000_000_000_000
 
 
 def _decode_image(msg) -> np.ndarray:
-    """Minimal decoder for the test (recon_ros.conversions owns the real one)."""
+    """Minimal decoder for the test (recon_ros.io.image_conversions owns the real one)."""
     dtypes = {"rgb8": (np.uint8, 3), "bgr8": (np.uint8, 3), "mono8": (np.uint8, 1)}
     dtypes |= {"16UC1": (np.dtype("<u2"), 1), "32FC1": (np.dtype("<f4"), 1)}
     dtype, channels = dtypes[msg.encoding]

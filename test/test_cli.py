@@ -2,7 +2,7 @@
 
 import pytest
 
-from recon_ros.cli import COMMANDS, EVALUATORS, TRAINERS, build_parser, main
+from recon_ros.apps.cli import COMMANDS, EVALUATORS, TRAINERS, build_parser, main
 
 
 @pytest.mark.parametrize("command", sorted(COMMANDS))

@@ -5,10 +5,10 @@ import json
 
 import numpy as np
 
-from recon_ros.bagfile import BagReader
-from recon_ros.cli import main
-from recon_ros.demo import default_demo_bag
-from recon_ros.ply import read_ply
+from recon_ros.apps.cli import main
+from recon_ros.apps.demo import default_demo_bag
+from recon_ros.io.bagfile import BagReader
+from recon_ros.io.ply import read_ply
 
 
 def test_replay_demo_bag_offline(tmp_path):
@@ -36,7 +36,7 @@ def test_replay_demo_bag_offline(tmp_path):
 
 def test_replay_counts_frames_it_cannot_use(tmp_path):
     """A bag whose camera frame has no transform: every image dropped as no_pose, and said so."""
-    from recon_ros.replay import replay_bag
+    from recon_ros.apps.replay import replay_bag
 
     report = replay_bag(
         default_demo_bag(), tmp_path, {"camera_frame": "not_a_frame", "device": "cpu"}, render=False
@@ -51,7 +51,7 @@ def test_replay_with_the_depth_topic_maps_where_the_scene_is(tmp_path):
     import sys
     from pathlib import Path
 
-    from recon_ros.replay import replay_bag
+    from recon_ros.apps.replay import replay_bag
     from recon_ros.training.evaluation import mesh_depth_agreement
 
     sys.path.insert(0, str(Path(__file__).parent))
@@ -77,8 +77,8 @@ def test_replay_with_the_depth_topic_maps_where_the_scene_is(tmp_path):
 def rotated_world_copy(source, target, R_new_old):
     """A copy of a bag whose world frame is turned by ``R_new_old`` (every transform out of
     ``world`` is premultiplied), everything else byte-for-byte the same messages."""
-    from recon_ros.bagfile import BagWriter
     from recon_ros.core.geometry import pose_from_translation_quaternion
+    from recon_ros.io.bagfile import BagWriter
 
     turn = np.eye(4)
     turn[:3, :3] = R_new_old
@@ -107,7 +107,7 @@ def test_rotated_world_gives_the_rotated_mesh(tmp_path):
     which way the window slid."""
     from scipy.spatial import cKDTree
 
-    from recon_ros.replay import replay_bag
+    from recon_ros.apps.replay import replay_bag
 
     R = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])  # +z -> -y
     turned_bag = tmp_path / "turned_bag"

@@ -10,7 +10,7 @@ import pytest
 
 from recon_ros.core.atomic_io import TEMPORARY_DIRECTORY_TAG, atomic_directory
 from recon_ros.core.reconstructor import AtlasReconstructor, ReconstructorConfig
-from recon_ros.ply import read_ply
+from recon_ros.io.ply import read_ply
 from recon_ros.reconstruction import save_map_outputs
 
 
@@ -138,7 +138,7 @@ def test_mapping_pipeline_counts_hands_over_saves_and_loads(tmp_path):
     """The pipeline atlas_node and the replay share (issue 10.7), ROS-free."""
     from recon_ros import parameters
     from recon_ros.core.camera import PinholeCamera
-    from recon_ros.frames import PosedFrame
+    from recon_ros.io.posed_frames import PosedFrame
     from recon_ros.reconstruction import MappingPipeline
 
     values = parameters.resolve(

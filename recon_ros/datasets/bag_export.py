@@ -34,8 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from recon_ros.bagfile import BagWriter
 from recon_ros.datasets.sequence import FrameSequence
+from recon_ros.io.bagfile import BagWriter
 
 WORLD_FRAME = "world"
 ODOM_FRAME = "odom"

@@ -45,7 +45,6 @@ import json
 import os
 import shutil
 import tempfile
-from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +58,9 @@ from recon_ros.datasets.io import (
     write_png,
     write_text,
 )
+from recon_ros.datasets.meshes import LabelledMesh
 from recon_ros.datasets.sequence import Frame, FrameSequence
+from recon_ros.datasets.volumes import GroundTruthVolume
 
 FORMAT = "recon_ros.synthetic_scene"
 FORMAT_VERSION = 1
@@ -246,13 +247,6 @@ class SyntheticSequence(FrameSequence):
             instance=read_image(self.folder / "instance" / f"{name}.png").astype(np.uint16),
         )
 
-    @cached_property
-    def scene(self):
-        """The ``recon_ros.scenes.scene.Scene`` rebuilt from scene.json."""
-        from recon_ros.scenes.scene import Scene
-
-        return Scene.from_dict(self.metadata["scene"])
-
     @property
     def volume_sizes(self) -> list[float]:
         """Voxel sizes (m) of the stored ground-truth volumes."""
@@ -262,9 +256,7 @@ class SyntheticSequence(FrameSequence):
         """The stored ``GroundTruthVolume`` at ``voxel_size`` (default: the only or first one).
 
         Raises ValueError when no volume of that size was stored (``recon_ros.scenes.volumes.
-        compute_ground_truth(seq.scene, grid)`` computes any other)."""
-        from recon_ros.scenes.volumes import GroundTruthVolume
-
+        compute_ground_truth(Scene.from_dict(seq.metadata['scene']), grid)`` computes any other)."""
         entries = self.metadata.get("volumes", [])
         if not entries:
             raise ValueError(f"voxel_size: {self.name} stores no volumes")
@@ -286,12 +278,10 @@ class SyntheticSequence(FrameSequence):
 
     def mesh(self):
         """The reference ``LabelledMesh``."""
-        from recon_ros.scenes.mesh import read_ply
-
         entry = self.metadata.get("mesh")
         if not entry:
             raise ValueError(f"{self.name} stores no mesh")
-        return read_ply(self.folder / entry["file"])
+        return LabelledMesh.load(self.folder / entry["file"])
 
     @property
     def mesh_path(self) -> Path | None:

@@ -19,52 +19,19 @@ Two methods, both verified against each other (``test/scenes/test_render_volumes
 
 Vertices carry the class and instance of the surface they lie on.
 
-PLY files are binary little-endian with ``x y z`` (float32), ``red green blue`` (uchar, the class
-palette), ``label`` (uchar class id) and ``instance`` (ushort) per vertex and ``vertex_indices``
-per face; Open3D, MeshLab and trimesh read them.
+The mesh type and its PLY file are the dataset folder's (``recon_ros.datasets.meshes``).
 """
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
-
 import numpy as np
 
-from recon_ros.core.classes import IGNORE_LABEL, palette
-from recon_ros.datasets.io import write_bytes
+from recon_ros.core.classes import IGNORE_LABEL
+from recon_ros.datasets.meshes import LabelledMesh
+from recon_ros.datasets.volumes import Grid
 from recon_ros.scenes.geometry import invert_pose, local_sdf, primitive_mesh, transform_points
 from recon_ros.scenes.scene import Scene
-from recon_ros.scenes.volumes import Grid, sdf_volume
-
-
-@dataclass
-class LabelledMesh:
-    """Triangle mesh with per-vertex labels.
-
-    Attributes:
-        vertices: (V, 3) float32 world coordinates.
-        faces: (F, 3) int32, counter-clockwise seen from free space.
-        labels: (V,) uint8 class ids.
-        instances: (V,) uint16 instance ids.
-    """
-
-    vertices: np.ndarray
-    faces: np.ndarray
-    labels: np.ndarray
-    instances: np.ndarray
-
-    def colors(self) -> np.ndarray:
-        """Per-vertex class colours (V, 3) uint8."""
-        return palette()[self.labels]
-
-    def save(self, path: str | os.PathLike) -> None:
-        write_ply(path, self)
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> LabelledMesh:
-        return read_ply(path)
-
+from recon_ros.scenes.volumes import sdf_volume
 
 MESH_METHODS = ("union", "marching_cubes")
 
@@ -126,75 +93,6 @@ def _compact(vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.nd
     """Drop vertices no face uses and renumber."""
     used, inverse = np.unique(faces.ravel(), return_inverse=True)
     return vertices[used], inverse.reshape(faces.shape)
-
-
-_PLY_VERTEX = np.dtype(
-    [
-        ("x", "<f4"),
-        ("y", "<f4"),
-        ("z", "<f4"),
-        ("red", "u1"),
-        ("green", "u1"),
-        ("blue", "u1"),
-        ("label", "u1"),
-        ("instance", "<u2"),
-    ]
-)
-_PLY_FACE = np.dtype([("count", "u1"), ("v0", "<i4"), ("v1", "<i4"), ("v2", "<i4")])
-
-
-def write_ply(path: str | os.PathLike, mesh: LabelledMesh) -> None:
-    """Write ``mesh`` as binary PLY (see the module docstring), atomically."""
-    vertices = np.asarray(mesh.vertices, dtype=np.float32)
-    faces = np.asarray(mesh.faces, dtype=np.int64)
-    if vertices.ndim != 2 or vertices.shape[1] != 3:
-        raise ValueError(f"mesh.vertices: expected shape (V, 3), got {vertices.shape}")
-    if faces.ndim != 2 or faces.shape[1] != 3:
-        raise ValueError(f"mesh.faces: expected shape (F, 3), got {faces.shape}")
-    if len(mesh.labels) != len(vertices) or len(mesh.instances) != len(vertices):
-        raise ValueError("mesh.labels, mesh.instances: need one value per vertex")
-    v = np.empty(len(vertices), dtype=_PLY_VERTEX)
-    v["x"], v["y"], v["z"] = vertices.T
-    colors = palette()[np.asarray(mesh.labels, dtype=np.uint8)]
-    v["red"], v["green"], v["blue"] = colors.T
-    v["label"] = mesh.labels
-    v["instance"] = mesh.instances
-    f = np.empty(len(faces), dtype=_PLY_FACE)
-    f["count"] = 3
-    f["v0"], f["v1"], f["v2"] = faces.T
-    header = (
-        "ply\nformat binary_little_endian 1.0\ncomment recon_ros synthetic scene reference mesh\n"
-        f"element vertex {len(v)}\n"
-        "property float x\nproperty float y\nproperty float z\n"
-        "property uchar red\nproperty uchar green\nproperty uchar blue\n"
-        "property uchar label\nproperty ushort instance\n"
-        f"element face {len(f)}\nproperty list uchar int vertex_indices\nend_header\n"
-    )
-    write_bytes(path, header.encode("ascii") + v.tobytes() + f.tobytes())
-
-
-def read_ply(path: str | os.PathLike) -> LabelledMesh:
-    """Read a PLY written by ``write_ply``."""
-    data = open(path, "rb").read()  # noqa: SIM115 - one read, closed by the GC at once
-    end = data.find(b"end_header\n")
-    if not data.startswith(b"ply\n") or end < 0:
-        raise ValueError(f"path: {path} is not a PLY file")
-    header = data[:end].decode("ascii").splitlines()
-    if "format binary_little_endian 1.0" not in header:
-        raise ValueError(f"path: {path} is not binary little-endian PLY")
-    counts = {
-        line.split()[1]: int(line.split()[2]) for line in header if line.startswith("element")
-    }
-    body = data[end + len(b"end_header\n") :]
-    n_v, n_f = counts.get("vertex", 0), counts.get("face", 0)
-    v = np.frombuffer(body, dtype=_PLY_VERTEX, count=n_v)
-    f = np.frombuffer(body, dtype=_PLY_FACE, count=n_f, offset=n_v * _PLY_VERTEX.itemsize)
-    return LabelledMesh(
-        np.stack([v["x"], v["y"], v["z"]], axis=1).astype(np.float32),
-        np.stack([f["v0"], f["v1"], f["v2"]], axis=1).astype(np.int32),
-        v["label"].copy(),
-        v["instance"].copy(),
-    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""Training and evaluation of the Atlas model (``recon-ros train atlas``, ``recon-ros evaluate
-atlas``). ROS-free.
+"""Training of the Atlas model (``recon-ros train atlas``) and the reconstruction evaluation of
+every pipeline (``recon-ros evaluate atlas``), with what the other trainers share (``run_folder``:
+the depth network's and the refiner's resumable runs). ROS-free.
 
 Modules:
 
@@ -21,5 +22,9 @@ Modules:
 - ``evaluation`` and ``atlas_evaluate``: full-scene evaluation through ``AtlasReconstructor`` and
   the command line.
 - ``plots``: PNG plots (object API of matplotlib, written atomically).
-- ``shipped_check``: the held-out scene the shipped weights are checked on (test and record).
+- ``run_folder``: resumable run folders, the learning-rate schedule and class weights of the
+  step-based trainers (``depth``, ``refine``).
+
+The held-out check of the shipped weights replays a bag, so it is an app:
+``recon_ros.apps.shipped_check``.
 """

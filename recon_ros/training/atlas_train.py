@@ -18,7 +18,7 @@ Stages (each resumable, each in its own folder ``OUT/<stage>``):
     The paper's recipe: end to end from random weights (GPU scale: 160x160x64 crops, 50 frames).
 
 Recipes: a CPU (few cores, hours), one GPU and a cluster are in recon_ros/weights/atlas_default.md.
-Several GPUs: ``torchrun --standalone --nproc_per_node N -m recon_ros.cli train atlas ...``.
+Several GPUs: ``torchrun --standalone --nproc_per_node N -m recon_ros.apps.cli train atlas ...``.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ environment torchrun provides, synchronised batch norm and the DDP wrapper.
 
 One process per GPU, e.g. on one machine with 8 GPUs::
 
-    torchrun --standalone --nproc_per_node 8 -m recon_ros.cli train atlas ...
+    torchrun --standalone --nproc_per_node 8 -m recon_ros.apps.cli train atlas ...
 
 Each process trains on its own shard of the samples (``DistributedSampler``), gradients are
 averaged by ``DistributedDataParallel`` and, on CUDA, batch-norm statistics are computed over all

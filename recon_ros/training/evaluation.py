@@ -175,8 +175,9 @@ def load_frames(sequence: FrameSequence, indices: list[int]) -> list[FrameData]:
 
 
 class DepthRenderer:
-    """Depth maps of one triangle mesh from many poses: ``recon_ros.render.render_depth`` with
-    the ray-casting scene built once. Depth is along the optical axis, 0 where nothing is hit."""
+    """Depth maps of one triangle mesh from many poses: ``recon_ros.io.mesh_images.render_depth``
+    with the ray-casting scene built once. Depth is along the optical axis, 0 where nothing is
+    hit."""
 
     def __init__(self, vertices: np.ndarray, faces: np.ndarray) -> None:
         import open3d as o3d
@@ -314,10 +315,12 @@ def load_ground_truth_for(
         try:
             volume = sequence.volume(voxel_size)
         except ValueError:
+            from recon_ros.scenes.scene import Scene
             from recon_ros.scenes.volumes import compute_ground_truth, observed_mask, room_grid
 
-            grid = room_grid(sequence.scene, voxel_size)
-            volume = compute_ground_truth(sequence.scene, grid, truncation)
+            scene = Scene.from_dict(sequence.metadata["scene"])
+            grid = room_grid(scene, voxel_size)
+            volume = compute_ground_truth(scene, grid, truncation)
             volume.observed = observed_mask(
                 grid, truncation, [(f.K_depth, f.T_world_cam, f.depth) for f in frames]
             )
@@ -325,8 +328,9 @@ def load_ground_truth_for(
             mesh = sequence.mesh()
         else:
             from recon_ros.scenes.mesh import reference_mesh
+            from recon_ros.scenes.scene import Scene
 
-            mesh = reference_mesh(sequence.scene)
+            mesh = reference_mesh(Scene.from_dict(sequence.metadata["scene"]))
         samples, sample_labels = mesh_surface_points(
             mesh.vertices, mesh.faces, SURFACE_SPACING, labels=mesh.labels
         )
@@ -616,7 +620,7 @@ def evaluate_scene(
         rows[pipeline.name] = metrics
         infos[pipeline.name] = prediction.info
         if mesh_dir is not None:
-            from recon_ros.ply import write_ply
+            from recon_ros.io.ply import write_ply
 
             suffix = "" if pipeline is pipelines[0] else f"_{pipeline.name}"
             write_ply(

@@ -2,7 +2,7 @@
 
 import argparse
 
-from recon_ros.benchmarks.atlas import add_parser, benchmark_atlas, format_result
+from recon_ros.apps.benchmarks.atlas import add_parser, benchmark_atlas, format_result
 from recon_ros.core.atlas_model import AtlasModelConfig
 from recon_ros.core.reconstructor import ReconstructorConfig
 

@@ -5,8 +5,6 @@ import numpy as np
 import pytest
 from rosbags.interfaces import QosDurability
 
-from recon_ros.bagfile import BagReader
-from recon_ros.conversions import stamp_to_ns, transform_to_matrix
 from recon_ros.core.geometry import matrix_to_quaternion, quaternion_to_matrix
 from recon_ros.datasets.bag_export import (
     COLOR_FRAME,
@@ -15,6 +13,8 @@ from recon_ros.datasets.bag_export import (
     tf_samples,
 )
 from recon_ros.datasets.sequence import Frame, FrameSequence
+from recon_ros.io.bagfile import BagReader
+from recon_ros.io.transform_conversions import stamp_to_ns, transform_to_matrix
 from recon_ros.scenes.cameras import default_intrinsics, look_at
 
 T0 = 1_700_000_000_000_000_000

@@ -11,6 +11,7 @@ from recon_ros.datasets.layout import SyntheticSequence, list_scenes, volume_nam
 from recon_ros.scenes.cameras import TrajectoryConfig
 from recon_ros.scenes.cli import add_parser, generate_dataset
 from recon_ros.scenes.pipeline import GenerationConfig
+from recon_ros.scenes.scene import Scene
 from recon_ros.scenes.volumes import compute_ground_truth
 
 CONFIG = GenerationConfig(
@@ -90,7 +91,9 @@ def test_loader_reads_frames_lazily_and_the_ground_truth(dataset):
     assert np.mean(np.abs(distance) < 0.04) > 0.98
 
     # The scene rebuilt from scene.json gives the same volume.
-    again = compute_ground_truth(seq.scene, volume.grid, volume.truncation)
+    again = compute_ground_truth(
+        Scene.from_dict(seq.metadata["scene"]), volume.grid, volume.truncation
+    )
     np.testing.assert_array_equal(again.tsdf, volume.tsdf)
     np.testing.assert_array_equal(again.semantic, volume.semantic)
 

@@ -1,11 +1,11 @@
 """Fixtures for tests over a real ROS graph: nodes run as their installed executables in child
-processes, the test talks to them over DDS with an rclpy node of its own (recon_ros.graph)."""
+processes, the test talks to them over DDS with an rclpy node of its own (recon_ros.ros.graph)."""
 
 from __future__ import annotations
 
 import pytest
 
-from recon_ros.graph import NodeProcess, ObserverNode
+from recon_ros.ros.graph import NodeProcess, ObserverNode
 
 
 @pytest.fixture

@@ -16,9 +16,9 @@ from sensor_msgs.msg import CameraInfo, Image
 from std_srvs.srv import Trigger
 from tf2_msgs.msg import TFMessage
 
-from recon_ros import conversions as cv
 from recon_ros.core.camera import PinholeCamera
-from recon_ros.render import look_at
+from recon_ros.io import camera_info_conversions, image_conversions, transform_conversions
+from recon_ros.io.mesh_images import look_at
 
 LATCHED = QoSProfile(
     depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
@@ -82,21 +82,25 @@ def test_bad_input_is_dropped_with_a_logged_reason(ros_node, start_node):
         status.wait_for(lambda m, _: drops(m).get(reason, 0) >= count, 20, what, [atlas])
 
     def send_image(t: float, frame="cam", **changes):
-        msg = cv.rgb_to_image_msg(rgb, stamp(t), frame)
+        msg = image_conversions.rgb_to_image_msg(rgb, stamp(t), frame)
         for key, value in changes.items():
             setattr(msg, key, value)
         image_pub.publish(msg)
 
     def send_tf(t: float, T: np.ndarray, child="cam"):
         tf_pub.publish(
-            TFMessage(transforms=[cv.matrix_to_transform_stamped(T, stamp(t), "world", child)])
+            TFMessage(
+                transforms=[
+                    transform_conversions.matrix_to_transform_stamped(T, stamp(t), "world", child)
+                ]
+            )
         )
 
     # an image before any CameraInfo
     send_image(100.0)
     expect("no_camera_info", 1, "no_camera_info")
     # CameraInfo with a zero focal length
-    bad_info = cv.camera_info_msg(CAMERA, stamp(100.0), "cam")
+    bad_info = camera_info_conversions.camera_info_msg(CAMERA, stamp(100.0), "cam")
     bad_info.k[0] = 0.0
     info_pub.publish(bad_info)
     time.sleep(0.5)
@@ -104,13 +108,13 @@ def test_bad_input_is_dropped_with_a_logged_reason(ros_node, start_node):
     expect("bad_camera_info", 1, "bad_camera_info")
     # CameraInfo declaring 4294967292x3221225469 px (the image's aspect ratio, so it would once
     # have been scaled down to a near-zero focal length) is refused by its bounds (issue 9.3)
-    huge_info = cv.camera_info_msg(CAMERA, stamp(100.0), "cam")
+    huge_info = camera_info_conversions.camera_info_msg(CAMERA, stamp(100.0), "cam")
     huge_info.width, huge_info.height = 4294967292, 3221225469
     info_pub.publish(huge_info)
     time.sleep(0.5)
     send_image(100.15)
     expect("bad_camera_info", 2, "bad_camera_info for an absurd size")
-    info_pub.publish(cv.camera_info_msg(CAMERA, stamp(100.0), "cam"))
+    info_pub.publish(camera_info_conversions.camera_info_msg(CAMERA, stamp(100.0), "cam"))
     time.sleep(0.5)
     # no transform for the camera at all
     send_image(100.2)

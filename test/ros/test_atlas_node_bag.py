@@ -19,11 +19,11 @@ from sensor_msgs.msg import PointCloud2
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import Marker, MarkerArray
 
-from recon_ros import conversions as cv
-from recon_ros.bagfile import BagReader
-from recon_ros.demo import default_demo_bag
-from recon_ros.ply import read_ply
-from recon_ros.tf_buffer import TransformBuffer
+from recon_ros.apps.demo import default_demo_bag
+from recon_ros.io import mesh_conversions, pointcloud_conversions, transform_conversions
+from recon_ros.io.bagfile import BagReader
+from recon_ros.io.ply import read_ply
+from recon_ros.io.tf_buffer import TransformBuffer
 
 LATCHED = QoSProfile(
     depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
@@ -43,7 +43,9 @@ def camera_positions(bag_path) -> tuple[set[int], np.ndarray]:
     with BagReader(bag_path) as bag:
         for topic, _, _, msg in bag.messages(["/tf", "/tf_static", IMAGE_TOPIC]):
             if topic == IMAGE_TOPIC:
-                stamps.append((cv.stamp_to_ns(msg.header.stamp), msg.header.frame_id))
+                stamps.append(
+                    (transform_conversions.stamp_to_ns(msg.header.stamp), msg.header.frame_id)
+                )
             else:
                 buffer.set_tf_message(msg, static=topic == "/tf_static")
     positions = np.array([buffer.lookup("world", frame, ns)[:3, 3] for ns, frame in stamps])
@@ -55,7 +57,7 @@ def shown(messages) -> list:
     """The mesh markers a MarkerArray subscriber (RViz) shows after ``messages``."""
     state: dict = {}
     for msg in messages:
-        cv.apply_marker_array(state, msg)
+        mesh_conversions.apply_marker_array(state, msg)
     return list(state.values())
 
 
@@ -126,7 +128,7 @@ def test_demo_bag_replayed_live(ros_node, start_node, tmp_path):
     # frames, stamps (the images', in bag time under use_sim_time) and bounds
     assert marker.header.frame_id == cloud_msg.header.frame_id == last.header.frame_id == "world"
     for msg in (marker, cloud_msg, last):
-        assert cv.stamp_to_ns(msg.header.stamp) in image_stamps
+        assert transform_conversions.stamp_to_ns(msg.header.stamp) in image_stamps
     for m in chunk_markers:
         assert m.type == Marker.TRIANGLE_LIST and len(m.points) % 3 == 0
         assert len(m.colors) == len(m.points)
@@ -135,8 +137,8 @@ def test_demo_bag_replayed_live(ros_node, start_node, tmp_path):
     upper = positions.max(axis=0) + window_extent
     z_low = last.volume_origin.z - last.voxel_size
     z_high = last.volume_origin.z + window_extent[2]
-    vertices = cv.markers_to_mesh(chunk_markers).vertices
-    cloud = cv.pointcloud2_to_array(cloud_msg)
+    vertices = mesh_conversions.markers_to_mesh(chunk_markers).vertices
+    cloud = pointcloud_conversions.pointcloud2_to_array(cloud_msg)
     xyz = np.stack([cloud["x"], cloud["y"], cloud["z"]], axis=1)
     for name, points in (("mesh", vertices), ("cloud", xyz)):
         assert np.all(points[:, :2] >= lower[:2]) and np.all(points[:, :2] <= upper[:2]), name

@@ -14,9 +14,9 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from recon_ros.msg import AtlasStatus
 from visualization_msgs.msg import MarkerArray
 
-from recon_ros import conversions as cv
-from recon_ros.bagfile import BagReader
-from recon_ros.demo import default_demo_bag
+from recon_ros.apps.demo import default_demo_bag
+from recon_ros.io import mesh_conversions
+from recon_ros.io.bagfile import BagReader
 from recon_ros.training.evaluation import mesh_depth_agreement
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -100,14 +100,14 @@ def test_sensor_depth_mapped_live(ros_node, start_node, tmp_path):
     def shown(messages) -> list:  # what RViz shows after these MarkerArray messages
         state: dict = {}
         for msg in messages:
-            cv.apply_marker_array(state, msg)
+            mesh_conversions.apply_marker_array(state, msg)
         return [m for m in state.values() if m.points]
 
     status.wait_for(lambda m, _: m.cnn_updates > 0, 60, "a map update", [atlas])
     meshes.wait_for(lambda _, all_: shown(all_), 60, "a non-empty mesh", [atlas])
     time.sleep(2.0)  # the last update after the last frame
     with meshes._lock:
-        mesh = cv.markers_to_mesh(shown(list(meshes.messages)))
+        mesh = mesh_conversions.markers_to_mesh(shown(list(meshes.messages)))
     timings = {t.name: t for t in status.last.timings}
     assert timings["fusion"].count >= integrated
     views = depth_views(bag, DEPTH_TOPIC, DEPTH_INFO_TOPIC, every=3)

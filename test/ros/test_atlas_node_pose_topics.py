@@ -16,9 +16,9 @@ from recon_ros.msg import AtlasStatus
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from tf2_msgs.msg import TFMessage
 
-from recon_ros import conversions as cv
 from recon_ros.core.camera import PinholeCamera
 from recon_ros.core.geometry import look_at_pose, matrix_to_quaternion
+from recon_ros.io import camera_info_conversions, image_conversions, transform_conversions
 
 LATCHED = QoSProfile(
     depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
@@ -82,11 +82,13 @@ def test_poses_from_a_topic(source, ros_node, start_node):
         tf_static_pub.publish(
             TFMessage(
                 transforms=[
-                    cv.matrix_to_transform_stamped(T_BASE_CAM, stamp(0), "base_link", "cam")
+                    transform_conversions.matrix_to_transform_stamped(
+                        T_BASE_CAM, stamp(0), "base_link", "cam"
+                    )
                 ]
             )
         )
-    info_pub.publish(cv.camera_info_msg(CAMERA, stamp(10.0), "cam"))
+    info_pub.publish(camera_info_conversions.camera_info_msg(CAMERA, stamp(10.0), "cam"))
     rgb = np.random.default_rng(2).integers(
         0, 256, (CAMERA.height, CAMERA.width, 3), dtype=np.uint8
     )
@@ -112,7 +114,7 @@ def test_poses_from_a_topic(source, ros_node, start_node):
     pose_pub.publish(bad)
     time.sleep(0.5)
     for i in range(frames):
-        image_pub.publish(cv.rgb_to_image_msg(rgb, stamp(10.5 + i), "cam"))
+        image_pub.publish(image_conversions.rgb_to_image_msg(rgb, stamp(10.5 + i), "cam"))
     # From colour alone the first keyframe waits as a stereo partner; the others are mapped.
     final = status.wait_for(
         lambda m, _: m.frames_integrated == frames - 1 and m.frames_not_keyframes == 1,
@@ -139,7 +141,7 @@ def test_compressed_image_transport(ros_node, start_node):
     info_pub = node.create_publisher(CameraInfo, "/camera_info", RELIABLE)
     pose_pub = node.create_publisher(PoseStamped, "/pose", RELIABLE)
     wait_subscribed([image_pub, info_pub, pose_pub])
-    info_pub.publish(cv.camera_info_msg(CAMERA, stamp(10.0), "cam"))
+    info_pub.publish(camera_info_conversions.camera_info_msg(CAMERA, stamp(10.0), "cam"))
     for i in range(4):
         msg = PoseStamped()
         msg.header.frame_id, msg.header.stamp = "world", stamp(10.0 + i)
@@ -151,8 +153,10 @@ def test_compressed_image_transport(ros_node, start_node):
         0, 256, (CAMERA.height, CAMERA.width, 3), dtype=np.uint8
     )
     for i in range(3):
-        image_pub.publish(cv.rgb_to_compressed_msg(rgb, stamp(10.5 + i), "cam", "jpeg"))
-    corrupt = cv.rgb_to_compressed_msg(rgb, stamp(11.2), "cam", "jpeg")
+        image_pub.publish(
+            image_conversions.rgb_to_compressed_msg(rgb, stamp(10.5 + i), "cam", "jpeg")
+        )
+    corrupt = image_conversions.rgb_to_compressed_msg(rgb, stamp(11.2), "cam", "jpeg")
     corrupt.data = corrupt.data[:40]
     image_pub.publish(corrupt)
     final = status.wait_for(

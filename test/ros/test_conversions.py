@@ -9,10 +9,16 @@ from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Transform
 from sensor_msgs.msg import CameraInfo, Image
 
-from recon_ros import conversions as cv
 from recon_ros.core.camera import PinholeCamera
 from recon_ros.core.geometry import matrix_to_quaternion, quaternion_to_matrix
 from recon_ros.core.mesh import Mesh
+from recon_ros.io import (
+    camera_info_conversions,
+    image_conversions,
+    mesh_conversions,
+    pointcloud_conversions,
+    transform_conversions,
+)
 
 STAMP = Time(sec=12, nanosec=500)
 RNG = np.random.default_rng(0)
@@ -49,16 +55,16 @@ def test_colour_encodings_decode_to_rgb(pad):
     }
     for encoding, pixels in cases.items():
         np.testing.assert_array_equal(
-            cv.image_to_rgb(raw_image(pixels, encoding, pad)), rgb, err_msg=encoding
+            image_conversions.image_to_rgb(raw_image(pixels, encoding, pad)), rgb, err_msg=encoding
         )
     gray = rgb[:, :, 0]
     for encoding in ("mono8", "8UC1"):
         np.testing.assert_array_equal(
-            cv.image_to_rgb(raw_image(gray, encoding, pad)), np.dstack([gray] * 3)
+            image_conversions.image_to_rgb(raw_image(gray, encoding, pad)), np.dstack([gray] * 3)
         )
     mono16 = gray.astype(np.uint16) * 256 + 17
     np.testing.assert_array_equal(
-        cv.image_to_rgb(raw_image(mono16, "mono16", pad)), np.dstack([gray] * 3)
+        image_conversions.image_to_rgb(raw_image(mono16, "mono16", pad)), np.dstack([gray] * 3)
     )
 
 
@@ -66,20 +72,23 @@ def test_colour_encodings_decode_to_rgb(pad):
 def test_depth_encodings(bigendian):
     mm = np.array([[0, 1000], [2500, 65535]], np.uint16)
     np.testing.assert_allclose(
-        cv.image_to_depth(raw_image(mm, "16UC1", bigendian=bigendian)), mm * 0.001, rtol=1e-6
+        image_conversions.image_to_depth(raw_image(mm, "16UC1", bigendian=bigendian)),
+        mm * 0.001,
+        rtol=1e-6,
     )
     metres = np.array([[1.5, np.nan], [np.inf, -1.0]], np.float32)
     np.testing.assert_array_equal(
-        cv.image_to_depth(raw_image(metres, "32FC1", bigendian=bigendian)), [[1.5, 0], [0, 0]]
+        image_conversions.image_to_depth(raw_image(metres, "32FC1", bigendian=bigendian)),
+        [[1.5, 0], [0, 0]],
     )
 
 
 def test_builder_round_trip_and_rosbags_messages():
     rgb = RNG.integers(0, 256, (4, 6, 3), dtype=np.uint8)
     for encoding in ("rgb8", "bgr8"):
-        msg = cv.rgb_to_image_msg(rgb, STAMP, "cam", encoding)
+        msg = image_conversions.rgb_to_image_msg(rgb, STAMP, "cam", encoding)
         assert (msg.header.frame_id, msg.step) == ("cam", 18)
-        np.testing.assert_array_equal(cv.image_to_rgb(msg), rgb)
+        np.testing.assert_array_equal(image_conversions.image_to_rgb(msg), rgb)
     # the readers are duck-typed: a message deserialised by rosbags decodes the same
     from rosbags.typesys import Stores, get_typestore
 
@@ -101,24 +110,24 @@ def test_builder_round_trip_and_rosbags_messages():
     restored = store.deserialize_cdr(
         store.serialize_cdr(bag_msg, RosbagsImage.__msgtype__), RosbagsImage.__msgtype__
     )
-    np.testing.assert_array_equal(cv.image_to_rgb(restored), rgb)
+    np.testing.assert_array_equal(image_conversions.image_to_rgb(restored), rgb)
 
 
 def test_bad_images_raise_with_the_cause():
     good = raw_image(np.zeros((4, 4, 3), np.uint8), "rgb8")
     with pytest.raises(ValueError, match="unsupported image encoding 'yuv422'"):
-        cv.image_to_rgb(
+        image_conversions.image_to_rgb(
             Image(height=4, width=4, encoding="yuv422", step=8, data=array.array("B", bytes(32)))
         )
     with pytest.raises(ValueError, match="not a colour encoding"):
-        cv.image_to_rgb(raw_image(np.zeros((2, 2), np.float32), "32FC1"))
+        image_conversions.image_to_rgb(raw_image(np.zeros((2, 2), np.float32), "32FC1"))
     with pytest.raises(ValueError, match="empty image: 0x0"):
-        cv.image_to_rgb(Image(height=0, width=0, encoding="rgb8", step=0))
+        image_conversions.image_to_rgb(Image(height=0, width=0, encoding="rgb8", step=0))
     short = Image(height=4, width=4, encoding="rgb8", step=12, data=good.data[:-5])
     with pytest.raises(ValueError, match="data length 43 disagrees with step x height = 12 x 4"):
-        cv.image_to_rgb(short)
+        image_conversions.image_to_rgb(short)
     with pytest.raises(ValueError, match="step 10 is smaller"):
-        cv.image_to_rgb(
+        image_conversions.image_to_rgb(
             Image(height=4, width=4, encoding="rgb8", step=10, data=array.array("B", bytes(40)))
         )
 
@@ -129,19 +138,21 @@ def camera_info(k, width=640, height=480, **fields) -> CameraInfo:
 
 def test_camera_info_to_camera_with_binning_and_roi():
     k = [500, 0, 319.5, 0, 510, 239.5, 0, 0, 1]
-    camera = cv.camera_info_to_camera(camera_info(k))
+    camera = camera_info_conversions.camera_info_to_camera(camera_info(k))
     np.testing.assert_allclose(camera.K, np.reshape(k, (3, 3)))
     assert (camera.width, camera.height) == (640, 480)
-    binned = cv.camera_info_to_camera(camera_info(k, binning_x=2, binning_y=2))
+    binned = camera_info_conversions.camera_info_to_camera(camera_info(k, binning_x=2, binning_y=2))
     np.testing.assert_allclose(
         [binned.fx, binned.fy, binned.cx, binned.cy], [250, 255, 159.5, 119.5]
     )
     assert (binned.width, binned.height) == (320, 240)
     info = camera_info(k)
     info.roi.x_offset, info.roi.y_offset, info.roi.width, info.roi.height = 100, 50, 200, 100
-    roi = cv.camera_info_to_camera(info)
+    roi = camera_info_conversions.camera_info_to_camera(info)
     assert (roi.cx, roi.cy, roi.width, roi.height) == (219.5, 189.5, 200, 100)
-    round_trip = cv.camera_info_to_camera(cv.camera_info_msg(camera, STAMP, "cam"))
+    round_trip = camera_info_conversions.camera_info_to_camera(
+        camera_info_conversions.camera_info_msg(camera, STAMP, "cam")
+    )
     assert round_trip == camera
 
 
@@ -149,26 +160,42 @@ def test_absurd_camera_info_raises():
     """The values a hostile or broken driver sent (each was once taken silently)."""
     k = [500, 0, 319.5, 0, 500, 239.5, 0, 0, 1]
     with pytest.raises(ValueError, match="above 65535 px a side"):
-        cv.camera_info_to_camera(camera_info(k, width=4294967295, height=4294967295))
+        camera_info_conversions.camera_info_to_camera(
+            camera_info(k, width=4294967295, height=4294967295)
+        )
     info = camera_info(k)
     info.roi.x_offset, info.roi.y_offset, info.roi.width, info.roi.height = 4294967295, 0, 10, 10
     with pytest.raises(ValueError, match=r"region of interest .* outside"):
-        cv.camera_info_to_camera(info)
+        camera_info_conversions.camera_info_to_camera(info)
     with pytest.raises(ValueError, match="field of view"):
-        cv.camera_info_to_camera(camera_info([1e38, 0, 319.5, 0, 1e38, 239.5, 0, 0, 1]))
+        camera_info_conversions.camera_info_to_camera(
+            camera_info([1e38, 0, 319.5, 0, 1e38, 239.5, 0, 0, 1])
+        )
     with pytest.raises(ValueError, match="field of view"):
-        cv.camera_info_to_camera(camera_info([1, 0, 319.5, 0, 1, 239.5, 0, 0, 1]))
+        camera_info_conversions.camera_info_to_camera(
+            camera_info([1, 0, 319.5, 0, 1, 239.5, 0, 0, 1])
+        )
     with pytest.raises(ValueError, match="not a pinhole matrix"):
-        cv.camera_info_to_camera(camera_info([500, 0, 319.5, 0, 500, 239.5, 0, 0, 0]))
+        camera_info_conversions.camera_info_to_camera(
+            camera_info([500, 0, 319.5, 0, 500, 239.5, 0, 0, 0])
+        )
     with pytest.raises(ValueError, match="skew"):
-        cv.camera_info_to_camera(camera_info([500, 80, 319.5, 0, 500, 239.5, 0, 0, 1]))
+        camera_info_conversions.camera_info_to_camera(
+            camera_info([500, 80, 319.5, 0, 500, 239.5, 0, 0, 1])
+        )
     with pytest.raises(ValueError, match="principal point"):
-        cv.camera_info_to_camera(camera_info([500, 0, -4.3e9, 0, 500, 239.5, 0, 0, 1]))
+        camera_info_conversions.camera_info_to_camera(
+            camera_info([500, 0, -4.3e9, 0, 500, 239.5, 0, 0, 1])
+        )
     with pytest.raises(ValueError, match="binning"):
-        cv.camera_info_to_camera(camera_info(k, binning_x=1000))
+        camera_info_conversions.camera_info_to_camera(camera_info(k, binning_x=1000))
     # a real wide-angle rectified camera and a telephoto still pass
-    assert cv.camera_info_to_camera(camera_info([120, 0, 319.5, 0, 120, 239.5, 0, 0, 1]))
-    assert cv.camera_info_to_camera(camera_info([60000, 0, 319.5, 0, 60000, 239.5, 0, 0, 1]))
+    assert camera_info_conversions.camera_info_to_camera(
+        camera_info([120, 0, 319.5, 0, 120, 239.5, 0, 0, 1])
+    )
+    assert camera_info_conversions.camera_info_to_camera(
+        camera_info([60000, 0, 319.5, 0, 60000, 239.5, 0, 0, 1])
+    )
 
 
 @pytest.mark.parametrize(
@@ -180,9 +207,11 @@ def test_absurd_camera_info_raises():
 )
 def test_bad_camera_info_raises(k, message):
     with pytest.raises(ValueError, match=message):
-        cv.camera_info_to_camera(camera_info(k))
+        camera_info_conversions.camera_info_to_camera(camera_info(k))
     with pytest.raises(ValueError, match="image size is 0x0"):
-        cv.camera_info_to_camera(camera_info([500, 0, 1, 0, 500, 1, 0, 0, 1], width=0, height=0))
+        camera_info_conversions.camera_info_to_camera(
+            camera_info([500, 0, 1, 0, 500, 1, 0, 0, 1], width=0, height=0)
+        )
 
 
 def test_transforms_to_matrices_and_back():
@@ -190,15 +219,17 @@ def test_transforms_to_matrices_and_back():
     transform.translation.x, transform.translation.y, transform.translation.z = 1.0, -2.0, 0.5
     angle = math.radians(30)
     transform.rotation.z, transform.rotation.w = math.sin(angle / 2), math.cos(angle / 2)
-    T = cv.transform_to_matrix(transform)
+    T = transform_conversions.transform_to_matrix(transform)
     np.testing.assert_allclose(T[:3, 3], [1, -2, 0.5])
     np.testing.assert_allclose(
         T[:2, :2],
         [[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]],
         atol=1e-12,
     )
-    msg = cv.matrix_to_transform_stamped(T, STAMP, "world", "cam")
-    np.testing.assert_allclose(cv.transform_to_matrix(msg.transform), T, atol=1e-12)
+    msg = transform_conversions.matrix_to_transform_stamped(T, STAMP, "world", "cam")
+    np.testing.assert_allclose(
+        transform_conversions.transform_to_matrix(msg.transform), T, atol=1e-12
+    )
     for R in (
         np.diag([1.0, -1, -1]),
         np.diag([-1.0, 1, -1]),
@@ -207,11 +238,11 @@ def test_transforms_to_matrices_and_back():
         np.testing.assert_allclose(quaternion_to_matrix(matrix_to_quaternion(R)), R, atol=1e-12)
     transform.rotation.x = float("nan")
     with pytest.raises(ValueError, match="not finite"):
-        cv.transform_to_matrix(transform)
+        transform_conversions.transform_to_matrix(transform)
     transform.rotation.x, transform.rotation.w = 0.0, 0.0
     transform.rotation.z = 0.0
     with pytest.raises(ValueError, match="not unit length"):
-        cv.transform_to_matrix(transform)
+        transform_conversions.transform_to_matrix(transform)
 
 
 def test_pointcloud2_round_trip_with_label_and_confidence():
@@ -219,14 +250,14 @@ def test_pointcloud2_round_trip_with_label_and_confidence():
     rgb = RNG.integers(0, 256, (50, 3), dtype=np.uint8)
     label = RNG.integers(0, 9, 50)
     confidence = RNG.random(50).astype(np.float32)
-    cloud = cv.array_to_pointcloud2(
-        cv.semantic_points_to_array(xyz, rgb, label, confidence), STAMP, "world"
+    cloud = pointcloud_conversions.array_to_pointcloud2(
+        pointcloud_conversions.semantic_points_to_array(xyz, rgb, label, confidence), STAMP, "world"
     )
     assert [f.name for f in cloud.fields] == ["x", "y", "z", "rgb", "confidence", "label"]
     assert cloud.point_step == 24 and cloud.width == 50 and cloud.header.frame_id == "world"
-    points = cv.pointcloud2_to_array(cloud)
+    points = pointcloud_conversions.pointcloud2_to_array(cloud)
     np.testing.assert_array_equal(np.stack([points["x"], points["y"], points["z"]], 1), xyz)
-    np.testing.assert_array_equal(cv.unpack_rgb(points["rgb"]), rgb)
+    np.testing.assert_array_equal(pointcloud_conversions.unpack_rgb(points["rgb"]), rgb)
     np.testing.assert_array_equal(points["label"], label)
     np.testing.assert_array_equal(points["confidence"], confidence)
 
@@ -235,13 +266,15 @@ def test_marker_triangle_list_has_a_point_and_colour_per_corner():
     vertices = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]], np.float32)
     faces = np.array([[0, 1, 2], [0, 2, 3]])
     colors = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 255]], np.uint8)
-    marker = cv.mesh_to_marker(Mesh(vertices, faces, colors), STAMP, "world")
+    marker = mesh_conversions.mesh_to_marker(Mesh(vertices, faces, colors), STAMP, "world")
     assert marker.type == marker.TRIANGLE_LIST and len(marker.points) == 6 == len(marker.colors)
-    mesh = cv.marker_to_mesh(marker)
+    mesh = mesh_conversions.marker_to_mesh(marker)
     np.testing.assert_allclose(mesh.vertices, vertices[faces.reshape(-1)])
     np.testing.assert_array_equal(mesh.colors, colors[faces.reshape(-1)])
     with pytest.raises(ValueError, match="do not exist"):
-        cv.mesh_to_marker(Mesh(vertices, np.array([[0, 1, 7]]), colors), STAMP, "world")
+        mesh_conversions.mesh_to_marker(
+            Mesh(vertices, np.array([[0, 1, 7]]), colors), STAMP, "world"
+        )
 
 
 def test_serialized_markers_make_the_marker_array_rclpy_reads():
@@ -259,15 +292,17 @@ def test_serialized_markers_make_the_marker_array_rclpy_reads():
             np.arange(corners).reshape(-1, 3),
             rng.integers(0, 256, (corners, 3)).astype(np.uint8),
         )
-        marker = cv.mesh_to_marker(mesh, Time(sec=5, nanosec=7), "world", "atlas_mesh", marker_id)
+        marker = mesh_conversions.mesh_to_marker(
+            mesh, Time(sec=5, nanosec=7), "world", "atlas_mesh", marker_id
+        )
         marker.ns = "x" * marker_id  # strings of every length shift what follows
         if not triangles:
             marker.action = Marker.DELETE
         markers.append(marker)
     stamp = Time(sec=99, nanosec=12345)
-    serialized = [cv.SerializedMarker(m) for m in markers]
+    serialized = [mesh_conversions.SerializedMarker(m) for m in markers]
     for count in range(len(markers) + 1):
-        data = cv.marker_array_bytes(serialized[:count], stamp)
+        data = mesh_conversions.marker_array_bytes(serialized[:count], stamp)
         back = deserialize_message(data, MarkerArray)
         assert len(back.markers) == count
         for ours, theirs in zip(back.markers, markers, strict=False):
@@ -290,41 +325,48 @@ def test_serialized_markers_make_the_marker_array_rclpy_reads():
 
 def test_pinhole_camera_is_shared_with_the_core():
     assert isinstance(
-        cv.camera_info_to_camera(camera_info([500, 0, 320, 0, 500, 240, 0, 0, 1])), PinholeCamera
+        camera_info_conversions.camera_info_to_camera(
+            camera_info([500, 0, 320, 0, 500, 240, 0, 0, 1])
+        ),
+        PinholeCamera,
     )
 
 
 def test_compressed_images_decode_and_garbage_is_refused():
     rgb = RNG.integers(0, 256, (24, 32, 3), dtype=np.uint8)
-    png = cv.rgb_to_compressed_msg(rgb, STAMP, "cam", "png")
-    np.testing.assert_array_equal(cv.compressed_to_rgb(png), rgb)  # lossless
-    jpeg = cv.rgb_to_compressed_msg(np.full((24, 32, 3), 90, np.uint8), STAMP, "cam", "jpeg")
-    assert np.abs(cv.compressed_to_rgb(jpeg).astype(int) - 90).max() <= 2
+    png = image_conversions.rgb_to_compressed_msg(rgb, STAMP, "cam", "png")
+    np.testing.assert_array_equal(image_conversions.compressed_to_rgb(png), rgb)  # lossless
+    jpeg = image_conversions.rgb_to_compressed_msg(
+        np.full((24, 32, 3), 90, np.uint8), STAMP, "cam", "jpeg"
+    )
+    assert np.abs(image_conversions.compressed_to_rgb(jpeg).astype(int) - 90).max() <= 2
     jpeg.data = array.array("B", b"not an image")
     with pytest.raises(ValueError, match="cannot decode compressed image"):
-        cv.compressed_to_rgb(jpeg)
+        image_conversions.compressed_to_rgb(jpeg)
     jpeg.data = array.array("B")
     with pytest.raises(ValueError, match="empty compressed image"):
-        cv.compressed_to_rgb(jpeg)
+        image_conversions.compressed_to_rgb(jpeg)
 
 
 def test_oversized_images_are_refused_before_decoding():
     """Issue 9.1: a 20000x20000 PNG header (PIL's decompression bomb) and a raw Image declaring
     more pixels than max_image_pixels raise ValueError (a dropped frame), never anything else."""
-    from recon_ros.benchmarks.fuzz import png_declaring
-    from recon_ros.frames import FrameDropped, decode_rgb
+    from recon_ros.apps.benchmarks.fuzz import png_declaring
+    from recon_ros.io.posed_frames import FrameDropped, decode_rgb
 
-    msg = cv.rgb_to_compressed_msg(np.zeros((4, 4, 3), np.uint8), STAMP, "cam", "png")
+    msg = image_conversions.rgb_to_compressed_msg(
+        np.zeros((4, 4, 3), np.uint8), STAMP, "cam", "png"
+    )
     msg.data = array.array("B", png_declaring(20000, 20000))
     assert len(msg.data) < 100
     with pytest.raises(ValueError, match="400000000 pixels"):  # PIL or our own check
-        cv.compressed_to_rgb(msg)
+        image_conversions.compressed_to_rgb(msg)
     msg.data = array.array("B", png_declaring(3000, 2000))
     with pytest.raises(ValueError, match="max_image_pixels = 1000000"):
-        cv.compressed_to_rgb(msg, max_pixels=1_000_000)
+        image_conversions.compressed_to_rgb(msg, max_pixels=1_000_000)
     raw = Image(height=9216, width=12288, encoding="rgb8", step=3 * 12288)
     with pytest.raises(ValueError, match="12288x9216"):
-        cv.image_to_rgb(raw)
+        image_conversions.image_to_rgb(raw)
     with pytest.raises(FrameDropped, match="more than max_image_pixels") as dropped:
         decode_rgb(raw)
     assert dropped.value.reason == "bad_image"

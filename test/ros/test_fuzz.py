@@ -5,7 +5,7 @@ its worker never dies, every image is accounted for and good frames are still ma
 
 import pytest
 
-from recon_ros.benchmarks.fuzz import format_figures, passed, run_fuzz
+from recon_ros.apps.benchmarks.fuzz import format_figures, passed, run_fuzz
 
 
 @pytest.mark.parametrize("transport", ["raw", "compressed"])

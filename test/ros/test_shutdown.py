@@ -13,9 +13,9 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 from tf2_msgs.msg import TFMessage
 
-from recon_ros import conversions as cv
 from recon_ros.core.camera import PinholeCamera
-from recon_ros.render import look_at
+from recon_ros.io import camera_info_conversions, image_conversions, transform_conversions
+from recon_ros.io.mesh_images import look_at
 
 RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
 LATCHED = QoSProfile(
@@ -57,11 +57,15 @@ def test_ctrl_c_with_frames_queued_exits_cleanly(name, ros_node, start_node):
         stamp = Time(sec=int(t), nanosec=round((t % 1) * 1e9))
         T = look_at([0.05 * i, -1.0, 1.2], [0.05 * i, 1.0, 1.0])
         tf_pub.publish(
-            TFMessage(transforms=[cv.matrix_to_transform_stamped(T, stamp, "world", "cam")])
+            TFMessage(
+                transforms=[
+                    transform_conversions.matrix_to_transform_stamped(T, stamp, "world", "cam")
+                ]
+            )
         )
-        info_pub.publish(cv.camera_info_msg(CAMERA, stamp, "cam"))
+        info_pub.publish(camera_info_conversions.camera_info_msg(CAMERA, stamp, "cam"))
         rgb = rng.integers(0, 256, (CAMERA.height, CAMERA.width, 3), dtype=np.uint8)
-        image_pub.publish(cv.rgb_to_image_msg(rgb, stamp, "cam"))
+        image_pub.publish(image_conversions.rgb_to_image_msg(rgb, stamp, "cam"))
     time.sleep(1.5)  # the node is busy with the queue
     assert node.alive(), node.log()[-3000:]
     started = time.monotonic()

@@ -9,9 +9,9 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from recon_ros.msg import FrameSufficiency
 from sensor_msgs.msg import Image
 
-from recon_ros import conversions as cv
-from recon_ros.bagfile import BagReader
-from recon_ros.demo import default_demo_bag
+from recon_ros.apps.demo import default_demo_bag
+from recon_ros.io import image_conversions, transform_conversions
+from recon_ros.io.bagfile import BagReader
 
 IMAGE_TOPIC = "/camera/color/image_raw"
 RELIABLE = QoSProfile(
@@ -25,7 +25,7 @@ def test_sufficiency_estimates_follow_reference_frames(ros_node, start_node):
     with BagReader(bag) as reader:
         headers = [msg.header for _, _, _, msg in reader.messages([IMAGE_TOPIC])]
         first = next(reader.messages([IMAGE_TOPIC])).msg
-    stamps = {cv.stamp_to_ns(h.stamp) for h in headers}
+    stamps = {transform_conversions.stamp_to_ns(h.stamp) for h in headers}
     node = start_node(
         "sufficiency_node",
         {"device": "cpu", "queue_size": 1000, "image_qos": "reliable"},
@@ -41,15 +41,15 @@ def test_sufficiency_estimates_follow_reference_frames(ros_node, start_node):
     assert player.stop() == 0
 
     for msg in results.messages:
-        assert cv.stamp_to_ns(msg.reference_stamp) in stamps
+        assert transform_conversions.stamp_to_ns(msg.reference_stamp) in stamps
         assert (
             msg.header.stamp == msg.reference_stamp and msg.header.frame_id == first.header.frame_id
         )
         assert len(msg.partner_stamps) == msg.m and all(
-            cv.stamp_to_ns(s) in stamps for s in msg.partner_stamps
+            transform_conversions.stamp_to_ns(s) in stamps for s in msg.partner_stamps
         )
-        assert cv.stamp_to_ns(msg.reference_stamp) not in {
-            cv.stamp_to_ns(s) for s in msg.partner_stamps
+        assert transform_conversions.stamp_to_ns(msg.reference_stamp) not in {
+            transform_conversions.stamp_to_ns(s) for s in msg.partner_stamps
         }
         assert len(msg.count_fractions) == msg.m + 1
         assert abs(sum(msg.count_fractions) - 1.0) < 1e-4
@@ -58,14 +58,17 @@ def test_sufficiency_estimates_follow_reference_frames(ros_node, start_node):
     raw.wait_for(
         lambda m, all_: len(all_) >= len(results.messages), 30, "the raw count images", [node]
     )
-    by_stamp = {cv.stamp_to_ns(m.header.stamp): m for m in raw.messages}
+    by_stamp = {transform_conversions.stamp_to_ns(m.header.stamp): m for m in raw.messages}
     for msg in results.messages:
-        counts_msg = by_stamp[cv.stamp_to_ns(msg.reference_stamp)]
+        counts_msg = by_stamp[transform_conversions.stamp_to_ns(msg.reference_stamp)]
         assert (counts_msg.width, counts_msg.height) == (first.width, first.height)
-        counts = cv.image_to_array(counts_msg)[0]
+        counts = image_conversions.image_to_array(counts_msg)[0]
         fractions = np.bincount(counts.ravel(), minlength=msg.m + 1) / counts.size
         np.testing.assert_allclose(
             fractions, msg.count_fractions, atol=0.02
         )  # resized to the image
-    assert colored.last.encoding == "rgb8" and cv.stamp_to_ns(colored.last.header.stamp) in stamps
+    assert (
+        colored.last.encoding == "rgb8"
+        and transform_conversions.stamp_to_ns(colored.last.header.stamp) in stamps
+    )
     assert node.alive() and "Traceback" not in node.log()

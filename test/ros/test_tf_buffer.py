@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from recon_ros.core.geometry import matrix_to_quaternion, quaternion_to_matrix
-from recon_ros.tf_buffer import (
+from recon_ros.io.tf_buffer import (
     ConnectivityError,
     ExtrapolationError,
     FrameNotFoundError,

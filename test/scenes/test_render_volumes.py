@@ -5,8 +5,9 @@ import numpy as np
 import pytest
 
 from recon_ros.core.classes import CLASS_IDS, IGNORE_LABEL
+from recon_ros.datasets.meshes import LabelledMesh
 from recon_ros.scenes.cameras import default_intrinsics, look_at
-from recon_ros.scenes.mesh import read_ply, reference_mesh, write_ply
+from recon_ros.scenes.mesh import reference_mesh
 from recon_ros.scenes.render import Renderer, SensorConfig
 from recon_ros.scenes.volumes import (
     PAPER_DIMS,
@@ -206,8 +207,8 @@ def test_mesh_methods_agree_and_the_union_labels_are_exact(crowded_scene, mesh, 
 
 
 def test_mesh_ply_round_trip(mesh, tmp_path):
-    write_ply(tmp_path / "mesh.ply", mesh)
-    loaded = read_ply(tmp_path / "mesh.ply")
+    mesh.save(tmp_path / "mesh.ply")
+    loaded = LabelledMesh.load(tmp_path / "mesh.ply")
     np.testing.assert_array_equal(loaded.vertices, mesh.vertices)
     np.testing.assert_array_equal(loaded.faces, mesh.faces)
     np.testing.assert_array_equal(loaded.labels, mesh.labels)

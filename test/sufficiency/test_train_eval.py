@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from recon_ros.benchmarks.sufficiency import add_parser as add_bench_parser
-from recon_ros.benchmarks.sufficiency import benchmark_sufficiency, format_report
+from recon_ros.apps.benchmarks.sufficiency import add_parser as add_bench_parser
+from recon_ros.apps.benchmarks.sufficiency import benchmark_sufficiency, format_report
 from recon_ros.datasets.layout import SceneFolderWriter
 from recon_ros.sufficiency.checkpoint import load_checkpoint, load_model
 from recon_ros.sufficiency.evaluate import add_evaluate_parser

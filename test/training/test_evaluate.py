@@ -5,10 +5,10 @@ import json
 
 import numpy as np
 
-from recon_ros.cli import main
+from recon_ros.apps.cli import main
 from recon_ros.core.atlas_model import AtlasModelConfig
 from recon_ros.core.checkpoint import write_untrained_checkpoint
-from recon_ros.render import render_depth
+from recon_ros.io.mesh_images import render_depth
 from recon_ros.training.evaluation import DepthRenderer, frame_subset, open_sequence
 
 from .conftest import TINY_IMAGE_SIZE

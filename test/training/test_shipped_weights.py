@@ -7,8 +7,8 @@ import re
 
 import pytest
 
+from recon_ros.apps.shipped_check import CHECK_SEED, TOLERANCE, check_scene
 from recon_ros.scenes.scene import scene_seed
-from recon_ros.training.shipped_check import CHECK_SEED, TOLERANCE, check_scene
 from recon_ros.weights import WEIGHTS_DIR, default_depth_weights
 
 RECORD = WEIGHTS_DIR / "depth_default.md"

@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from recon_ros.cli import build_parser
+from recon_ros.apps.cli import build_parser
 from recon_ros.core.checkpoint import load_atlas_model
 from recon_ros.training.atlas_train import STAGE_DEFAULTS, build_stage, engine_config
 from recon_ros.training.engine import load_state, lr_factor, run_stage

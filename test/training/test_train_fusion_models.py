@@ -6,7 +6,7 @@ import json
 
 import torch
 
-from recon_ros.cli import main
+from recon_ros.apps.cli import main
 from recon_ros.core.depth_checkpoint import load_depth_net, save_depth_net
 from recon_ros.core.depth_net import DepthNetConfig, MVSDepthNet
 from recon_ros.core.refine_checkpoint import load_refine_net

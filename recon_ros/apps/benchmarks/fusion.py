@@ -385,7 +385,7 @@ def format_result(result: dict) -> str:
 
 def run(args: argparse.Namespace) -> int:
     if args.pipeline == "atlas":
-        from recon_ros.benchmarks import atlas
+        from recon_ros.apps.benchmarks import atlas
 
         return atlas.run(args)
     from recon_ros.weights import default_depth_weights, default_refine_weights

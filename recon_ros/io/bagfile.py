@@ -3,8 +3,8 @@
 ``BagReader`` opens a rosbag2 folder in either storage (sqlite3 or mcap, detected from its
 ``metadata.yaml``) and yields deserialised messages. rosbags messages carry the same field names
 as rclpy's (``msg.header.stamp.sec``, ``msg.height``, ``msg.data`` ...), so the duck-typed
-converters in ``recon_ros.conversions`` accept both; only the container of byte arrays differs
-(numpy arrays here, ``array.array`` or ``bytes`` in rclpy).
+converters of ``recon_ros.io`` (``*_conversions``) accept both; only the container of byte arrays
+differs (numpy arrays here, ``array.array`` or ``bytes`` in rclpy).
 
 ``BagWriter`` writes a new bag (mcap by default) with helpers for the messages recon_ros needs:
 ``sensor_msgs/msg/Image``, ``sensor_msgs/msg/CameraInfo`` and ``tf2_msgs/msg/TFMessage`` on ``/tf``

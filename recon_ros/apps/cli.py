@@ -15,19 +15,25 @@ import sys
 
 # command -> (module, one-line help); a module may register further commands of its own
 COMMANDS = {
-    "demo": ("recon_ros.demo", "play the demo bag live into the nodes; save, render, report"),
-    "make-demo-bag": ("recon_ros.demo", "generate the demo scene and write it as the demo bag"),
-    "replay": ("recon_ros.replay", "reconstruct a rosbag2 offline: mesh, cloud, PNG, report"),
-    "play": ("recon_ros.play", "publish a rosbag2 into the ROS graph at its recorded rate"),
+    "demo": ("recon_ros.apps.demo", "play the demo bag live into the nodes; save, render, report"),
+    "make-demo-bag": (
+        "recon_ros.apps.demo",
+        "generate the demo scene and write it as the demo bag",
+    ),
+    "replay": ("recon_ros.apps.replay", "reconstruct a rosbag2 offline: mesh, cloud, PNG, report"),
+    "play": ("recon_ros.apps.play", "publish a rosbag2 into the ROS graph at its recorded rate"),
     "generate": ("recon_ros.scenes.cli", "generate synthetic indoor scenes (images, labels, GT)"),
     "bench": (
-        "recon_ros.benchmarks.fusion",
+        "recon_ros.apps.benchmarks.fusion",
         "benchmark the reconstruction per stage (fusion; --pipeline atlas)",
     ),
-    "bench-scenes": ("recon_ros.benchmarks.scenes", "benchmark the scene engine"),
-    "bench-sufficiency": ("recon_ros.benchmarks.sufficiency", "benchmark the sufficiency estimate"),
-    "bench-fuzz": ("recon_ros.benchmarks.fuzz", "malformed input against a live atlas_node"),
-    "bench-soak": ("recon_ros.benchmarks.soak", "memory over a long run of the same bag"),
+    "bench-scenes": ("recon_ros.apps.benchmarks.scenes", "benchmark the scene engine"),
+    "bench-sufficiency": (
+        "recon_ros.apps.benchmarks.sufficiency",
+        "benchmark the sufficiency estimate",
+    ),
+    "bench-fuzz": ("recon_ros.apps.benchmarks.fuzz", "malformed input against a live atlas_node"),
+    "bench-soak": ("recon_ros.apps.benchmarks.soak", "memory over a long run of the same bag"),
 }
 # model -> module, for `recon-ros train MODEL` and `recon-ros evaluate MODEL`
 TRAINERS = {

@@ -37,6 +37,6 @@ def ros_arguments(args) -> list[str]:
 
 
 def run(args) -> int:
-    from recon_ros.bag_player import main
+    from recon_ros.ros.bag_player import main
 
     return main(["recon-ros-play", *ros_arguments(args)])

@@ -1,5 +1,5 @@
 """The shipped-weights check: one held-out scene, generated deterministically, exported as a
-rosbag2, reconstructed offline by ``recon_ros.replay.replay_bag`` from its colour images alone
+rosbag2, reconstructed offline by ``recon_ros.apps.replay.replay_bag`` from its colour images alone
 with the default pipeline and the weights atlas_node loads by default (the multi-view depth
 network), and scored against its reference mesh (F-score at 5 cm after the paper's trimming,
 ``evaluation.mesh_scores``). recon_ros/weights/depth_default.md records the figure;
@@ -9,7 +9,7 @@ The scene's seed comes from the held-out base seed 3000 (index 1000), never used
 (base seeds 1000 and 11000) or validation (2000 and 12000). The scene is smaller than the
 evaluation scenes (a 4 x 3.5 m room, 20 frames) to keep the test short.
 
-    python -m recon_ros.training.shipped_check [--weights PATH] [--workdir DIR]
+    python -m recon_ros.apps.shipped_check [--weights PATH] [--workdir DIR]
 """
 
 from __future__ import annotations
@@ -46,9 +46,9 @@ def check_scene(workdir: str | os.PathLike, weights: str | os.PathLike | None = 
     """Generate the check scene into ``workdir``, replay its bag with ``weights`` (default: the
     shipped ones) and score the mesh. Returns ``fscore``, ``prec``, ``recall``, ``depth_abs_rel``,
     ``seed``, ``weights`` and the replay's counters."""
+    from recon_ros.apps.replay import replay_bag
     from recon_ros.datasets.layout import SyntheticSequence
-    from recon_ros.ply import read_ply
-    from recon_ros.replay import replay_bag
+    from recon_ros.io.ply import read_ply
     from recon_ros.training.evaluation import (
         frame_subset,
         load_frames,

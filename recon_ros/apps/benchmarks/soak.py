@@ -59,9 +59,9 @@ def growth_summary(samples: list[tuple[float, float, int]]) -> str:
 def decoded_frames(bag_path, image_topic: str, info_topic: str, world: str = "world") -> list:
     """(rgb, PinholeCamera, T_world_cam) of every image of a bag with a pose (replay's
     decoding)."""
-    from recon_ros.bag_salvage import readable_bag
-    from recon_ros.frames import FrameDropped, posed_frame
-    from recon_ros.replay import load_transforms
+    from recon_ros.apps.replay import load_transforms
+    from recon_ros.io.bag_salvage import readable_bag
+    from recon_ros.io.posed_frames import FrameDropped, posed_frame
 
     frames, info = [], None
     with readable_bag(bag_path) as (bag, _):
@@ -97,9 +97,9 @@ def node_soak(
     from sensor_msgs.msg import CameraInfo, Image
     from tf2_msgs.msg import TFMessage
 
-    from recon_ros import conversions as cv
-    from recon_ros.graph import NodeProcess, ObserverNode, images_accounted_for
+    from recon_ros.io import camera_info_conversions, image_conversions, transform_conversions
     from recon_ros.msg import AtlasStatus
+    from recon_ros.ros.graph import NodeProcess, ObserverNode, images_accounted_for
 
     reliable = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
     latched = QoSProfile(
@@ -126,12 +126,18 @@ def node_soak(
         while (time.monotonic() - started) / 60.0 < minutes:
             for rgb, camera, T in frames:
                 t += 0.1
-                stamp = cv.ns_to_stamp(round(t * 1e9))
+                stamp = transform_conversions.ns_to_stamp(round(t * 1e9))
                 tf_pub.publish(
-                    TFMessage(transforms=[cv.matrix_to_transform_stamped(T, stamp, "world", "cam")])
+                    TFMessage(
+                        transforms=[
+                            transform_conversions.matrix_to_transform_stamped(
+                                T, stamp, "world", "cam"
+                            )
+                        ]
+                    )
                 )
-                info_pub.publish(cv.camera_info_msg(camera, stamp, "cam"))
-                image_pub.publish(cv.rgb_to_image_msg(rgb, stamp, "cam"))
+                info_pub.publish(camera_info_conversions.camera_info_msg(camera, stamp, "cam"))
+                image_pub.publish(image_conversions.rgb_to_image_msg(rgb, stamp, "cam"))
                 sent += 1
                 time.sleep(1.0 / rate_hz)
                 if paced:  # the next image once this one is done with (memory, not speed)
@@ -157,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from recon_ros import parameters
-    from recon_ros.demo import default_demo_bag
+    from recon_ros.apps.demo import default_demo_bag
     from recon_ros.reconstruction import build_reconstructor
 
     torch.set_num_threads(args.threads)

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from recon_ros.conversions import stamp_to_ns, translation_quaternion
 from recon_ros.core.geometry import quaternion_to_matrix
+from recon_ros.io.transform_conversions import stamp_to_ns, translation_quaternion
 
 
 class TransformError(LookupError):

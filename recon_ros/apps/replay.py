@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from recon_ros import parameters
-from recon_ros.conversions import stamp_to_ns
 from recon_ros.core.atomic_io import atomic_write_bytes
-from recon_ros.frames import (
+from recon_ros.io.ply import write_ply
+from recon_ros.io.posed_frames import (
     DEPTH_STAMP_TOLERANCE_NS,
     DROP_REASONS,
     FrameDropped,
@@ -30,8 +30,8 @@ from recon_ros.frames import (
     describe,
     posed_frame,
 )
-from recon_ros.ply import write_ply
-from recon_ros.tf_buffer import MAX_TRANSLATION_M, TransformBuffer
+from recon_ros.io.tf_buffer import MAX_TRANSLATION_M, TransformBuffer
+from recon_ros.io.transform_conversions import stamp_to_ns
 
 
 @dataclass
@@ -127,7 +127,7 @@ def replay_bag(
     report.json)."""
     from tqdm import tqdm
 
-    from recon_ros.bag_salvage import readable_bag
+    from recon_ros.io.bag_salvage import readable_bag
     from recon_ros.reconstruction import MappingPipeline
 
     values = parameters.resolve(params)
@@ -282,7 +282,7 @@ def replay_bag(
         )
     )
     if render:
-        from recon_ros.render import render_overview, save_png
+        from recon_ros.io.mesh_images import render_overview, save_png
 
         save_png(output / "render.png", render_overview(mesh.vertices, mesh.faces, mesh.colors))
         report.outputs["render"] = str(output / "render.png")
@@ -350,7 +350,7 @@ def depth_info_topic(args) -> str | None:
     topic (``/camera/depth/image_raw`` -> ``/camera/depth/camera_info``) if the bag has it."""
     if args.depth_camera_info_topic or not args.depth_topic:
         return args.depth_camera_info_topic
-    from recon_ros.bag_salvage import readable_bag
+    from recon_ros.io.bag_salvage import readable_bag
 
     sibling = args.depth_topic.rsplit("/", 1)[0] + "/camera_info"
     with readable_bag(args.bag) as (bag, _):

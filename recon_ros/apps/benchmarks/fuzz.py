@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from recon_ros.io import camera_info_conversions, image_conversions, transform_conversions
+
 KINDS = ("image", "compressed", "camera_info", "tf", "good_frame")
 #: Seconds without a newly accounted image after which the run fails (the node stalled).
 STALL_S = 120.0
@@ -71,11 +73,10 @@ class Fuzzer:
         self.stamp_of = stamp_of
 
     def image(self, t: float):
-        from recon_ros import conversions as cv
 
         rng = self.rng
         rgb = rng.integers(0, 256, (self.camera.height, self.camera.width, 3), dtype=np.uint8)
-        msg = cv.rgb_to_image_msg(rgb, self.stamp_of(t), "cam")
+        msg = image_conversions.rgb_to_image_msg(rgb, self.stamp_of(t), "cam")
         case = int(rng.integers(8))
         if case == 0:
             msg.encoding = str(rng.choice(["yuv422", "", "rgb16", "bayer_rggb8", "32FC1"]))
@@ -116,10 +117,9 @@ class Fuzzer:
         return msg
 
     def camera_info(self, t: float):
-        from recon_ros import conversions as cv
 
         rng = self.rng
-        msg = cv.camera_info_msg(self.camera, self.stamp_of(t), "cam")
+        msg = camera_info_conversions.camera_info_msg(self.camera, self.stamp_of(t), "cam")
         case = int(rng.integers(6))
         if case == 0:
             msg.width = msg.height = 4294967295
@@ -139,8 +139,6 @@ class Fuzzer:
     def tf(self, t: float):
         from tf2_msgs.msg import TFMessage
 
-        from recon_ros import conversions as cv
-
         rng = self.rng
         T = np.eye(4)
         case = int(rng.integers(6))
@@ -159,7 +157,7 @@ class Fuzzer:
             parent, child = "cam", "cam"
         else:
             parent = ""
-        transform = cv.matrix_to_transform_stamped(T, stamp, parent, child)
+        transform = transform_conversions.matrix_to_transform_stamped(T, stamp, parent, child)
         if case == 5:
             transform.transform.rotation.w = 7.0  # not a unit quaternion
         return TFMessage(transforms=[transform])
@@ -175,11 +173,10 @@ def run_fuzz(messages: int, seed: int, workdir: Path, log=print, transport: str 
     from sensor_msgs.msg import CameraInfo, CompressedImage, Image
     from tf2_msgs.msg import TFMessage
 
-    from recon_ros import conversions as cv
     from recon_ros.core.camera import PinholeCamera
-    from recon_ros.graph import NodeProcess, ObserverNode, images_accounted_for
+    from recon_ros.io.mesh_images import look_at
     from recon_ros.msg import AtlasStatus
-    from recon_ros.render import look_at
+    from recon_ros.ros.graph import NodeProcess, ObserverNode, images_accounted_for
 
     def stamp_of(t: float) -> Time:
         return Time(sec=int(t), nanosec=min(round((t % 1) * 1e9), 999_999_999))
@@ -241,17 +238,25 @@ def run_fuzz(messages: int, seed: int, workdir: Path, log=print, transport: str 
                 T = look_at([-1.0 + 0.002 * i, 0.0, 1.2], [1.0, 0.0, 1.0])
                 pubs["tf"].publish(
                     TFMessage(
-                        transforms=[cv.matrix_to_transform_stamped(T, stamp_of(t), "world", "cam")]
+                        transforms=[
+                            transform_conversions.matrix_to_transform_stamped(
+                                T, stamp_of(t), "world", "cam"
+                            )
+                        ]
                     )
                 )
-                pubs["camera_info"].publish(cv.camera_info_msg(camera, stamp_of(t), "cam"))
+                pubs["camera_info"].publish(
+                    camera_info_conversions.camera_info_msg(camera, stamp_of(t), "cam")
+                )
                 rgb = rng.integers(0, 256, (camera.height, camera.width, 3), dtype=np.uint8)
                 if transport == "compressed":
                     pubs["compressed"].publish(
-                        cv.rgb_to_compressed_msg(rgb, stamp_of(t), "cam", "png")
+                        image_conversions.rgb_to_compressed_msg(rgb, stamp_of(t), "cam", "png")
                     )
                 else:
-                    pubs["image"].publish(cv.rgb_to_image_msg(rgb, stamp_of(t), "cam"))
+                    pubs["image"].publish(
+                        image_conversions.rgb_to_image_msg(rgb, stamp_of(t), "cam")
+                    )
                 good_images += 1
                 figures["sent"]["good_frame"] += 1
                 continue

@@ -30,7 +30,7 @@ def default_demo_bag() -> Path:
         candidates.append(Path(get_package_share_directory("recon_ros")) / "demo" / DEMO_BAG)
     except (ImportError, LookupError, ValueError):
         pass
-    candidates.append(Path(__file__).resolve().parents[1] / "demo" / DEMO_BAG)
+    candidates.append(Path(__file__).resolve().parents[2] / "demo" / DEMO_BAG)
     for path in candidates:
         if path.is_dir():
             return path
@@ -103,13 +103,13 @@ def run(args) -> int:
     from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
     from sensor_msgs.msg import Image
 
-    from recon_ros.bagfile import BagReader
     from recon_ros.core.atomic_io import atomic_write_bytes
-    from recon_ros.graph import NodeProcess, ObserverNode
+    from recon_ros.io.bagfile import BagReader
+    from recon_ros.io.mesh_images import render_overview, save_png
+    from recon_ros.io.ply import read_ply
     from recon_ros.msg import AtlasStatus, FrameSufficiency
     from recon_ros.parameters import INPUT_PARAMS, load_params_file
-    from recon_ros.ply import read_ply
-    from recon_ros.render import render_overview, save_png
+    from recon_ros.ros.graph import NodeProcess, ObserverNode
     from recon_ros.srv import SaveMap
 
     started = time.monotonic()
@@ -197,7 +197,7 @@ def run(args) -> int:
         last_estimate = estimates.last
         counts_path = None
         if count_images.last is not None:
-            from recon_ros.conversions import image_to_rgb
+            from recon_ros.io.image_conversions import image_to_rgb
 
             counts_path = output / "demo_sufficiency.png"
             save_png(counts_path, image_to_rgb(count_images.last))

@@ -14,7 +14,7 @@ import struct
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from recon_ros.bagfile import BagMessage, BagReader, TopicInfo, default_typestore, detect_storage
+from recon_ros.io.bagfile import BagMessage, BagReader, TopicInfo, default_typestore, detect_storage
 
 MAGIC = b"\x89MCAP0\r\n"
 _SCHEMA, _CHANNEL, _MESSAGE, _CHUNK, _DATA_END = 0x03, 0x04, 0x05, 0x06, 0x0F

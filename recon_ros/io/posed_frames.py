@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from recon_ros import conversions
 from recon_ros.core.camera import PinholeCamera
-from recon_ros.tf_buffer import TransformError
+from recon_ros.io import camera_info_conversions, image_conversions, transform_conversions
+from recon_ros.io.tf_buffer import TransformError
 
 # Reasons an image is dropped; the status message and the replay report count under these names.
 DROP_REASONS = (
@@ -64,11 +64,11 @@ class PosedFrame:
 
 def describe(msg) -> str:
     """Where an image came from, for log lines."""
-    seconds = conversions.stamp_to_ns(msg.header.stamp) / 1e9
+    seconds = transform_conversions.stamp_to_ns(msg.header.stamp) / 1e9
     return f"image stamp {seconds:.3f}, frame '{msg.header.frame_id}'"
 
 
-def decode_rgb(msg, max_pixels: int = conversions.MAX_IMAGE_PIXELS) -> np.ndarray:
+def decode_rgb(msg, max_pixels: int = image_conversions.MAX_IMAGE_PIXELS) -> np.ndarray:
     """``(H, W, 3)`` uint8 RGB of an Image or CompressedImage message, or FrameDropped (images
     declaring more than ``max_pixels`` are refused undecoded, images with a side under
     ``MIN_IMAGE_SIDE`` pixels as too small to map from)."""
@@ -86,18 +86,18 @@ def decode_rgb(msg, max_pixels: int = conversions.MAX_IMAGE_PIXELS) -> np.ndarra
 def _decode_rgb(msg, max_pixels: int) -> np.ndarray:
     if hasattr(msg, "format"):  # sensor_msgs/CompressedImage
         try:
-            return conversions.compressed_to_rgb(msg, max_pixels)
+            return image_conversions.compressed_to_rgb(msg, max_pixels)
         except ValueError as error:
             raise FrameDropped("bad_image", f"{describe(msg)}: {error}") from error
     encoding = str(msg.encoding)
-    if encoding not in conversions.COLOR_ENCODINGS:
+    if encoding not in image_conversions.COLOR_ENCODINGS:
         raise FrameDropped(
             "unsupported_encoding",
             f"{describe(msg)}: encoding '{encoding}' is not supported "
-            f"(supported: {', '.join(conversions.COLOR_ENCODINGS)})",
+            f"(supported: {', '.join(image_conversions.COLOR_ENCODINGS)})",
         )
     try:
-        return conversions.image_to_rgb(msg, max_pixels)
+        return image_conversions.image_to_rgb(msg, max_pixels)
     except ValueError as error:
         raise FrameDropped("bad_image", f"{describe(msg)}: {error}") from error
 
@@ -109,7 +109,7 @@ def camera_for_image(
     if info is None:
         raise FrameDropped("no_camera_info", f"{where}: no CameraInfo received yet{missing_hint}")
     try:
-        camera = conversions.camera_info_to_camera(info)
+        camera = camera_info_conversions.camera_info_to_camera(info)
     except ValueError as error:
         raise FrameDropped("bad_camera_info", f"{where}: {error}") from error
     if (camera.width, camera.height) != (width, height):
@@ -130,7 +130,7 @@ def posed_frame(
     lookup_pose: Callable[[str, int], np.ndarray],
     camera_frame: str = "",
     missing_info_hint: str = "",
-    max_pixels: int = conversions.MAX_IMAGE_PIXELS,
+    max_pixels: int = image_conversions.MAX_IMAGE_PIXELS,
 ) -> PosedFrame:
     """Decode ``msg`` with CameraInfo ``info`` and look up its pose with
     ``lookup_pose(frame_id, stamp_ns) -> T_world_cam`` (which raises TransformError).
@@ -145,7 +145,7 @@ def posed_frame(
             "bad_image", f"{where}: empty header.frame_id; set the camera frame explicitly"
         )
     camera = camera_for_image(info, rgb.shape[1], rgb.shape[0], where, missing_info_hint)
-    stamp_ns = conversions.stamp_to_ns(msg.header.stamp)
+    stamp_ns = transform_conversions.stamp_to_ns(msg.header.stamp)
     try:
         T_world_cam = lookup_pose(frame_id, stamp_ns)
     except TransformError as error:
@@ -160,7 +160,7 @@ def attach_depth(
     msg,
     info,
     lookup_extrinsics: Callable[[str, str, int], np.ndarray],
-    max_pixels: int = conversions.MAX_IMAGE_PIXELS,
+    max_pixels: int = image_conversions.MAX_IMAGE_PIXELS,
 ) -> PosedFrame:
     """``frame`` with the depth image ``msg`` (16UC1/mono16 millimetres or 32FC1 metres) and its
     CameraInfo ``info`` attached. Depth registered to the colour image (the same frame id) may
@@ -169,9 +169,9 @@ def attach_depth(
 
     Raises FrameDropped (``bad_depth``) naming the problem.
     """
-    where = f"depth image stamp {conversions.stamp_to_ns(msg.header.stamp) / 1e9:.3f}"
+    where = f"depth image stamp {transform_conversions.stamp_to_ns(msg.header.stamp) / 1e9:.3f}"
     try:
-        depth = conversions.image_to_depth(msg, max_pixels)
+        depth = image_conversions.image_to_depth(msg, max_pixels)
     except ValueError as error:
         raise FrameDropped("bad_depth", f"{where}: {error}") from error
     height, width = depth.shape

@@ -21,11 +21,11 @@ import numpy as np
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 
-from recon_ros import conversions
+from recon_ros.io import image_conversions
 from recon_ros.parameters import SUFFICIENCY_PARAMS
-from recon_ros.posed_input import InputSettings, PosedImageInput
-from recon_ros.ros_common import LATCHED_QOS, run_node
-from recon_ros.ros_params import declare_table
+from recon_ros.ros.common import LATCHED_QOS, run_node
+from recon_ros.ros.declare_parameters import declare_table
+from recon_ros.ros.posed_input import InputSettings, PosedImageInput
 from recon_ros.weights import default_sufficiency_weights
 
 
@@ -133,10 +133,10 @@ class SufficiencyNode(Node):
         counts = result.counts_full()
         colored = self._palette[np.minimum(counts, result.m)]
         self._color_pub.publish(
-            conversions.rgb_to_image_msg(colored, header.stamp, header.frame_id, "rgb8")
+            image_conversions.rgb_to_image_msg(colored, header.stamp, header.frame_id, "rgb8")
         )
         self._counts_pub.publish(
-            conversions.rgb_to_image_msg(
+            image_conversions.rgb_to_image_msg(
                 counts.astype(np.uint8), header.stamp, header.frame_id, "mono8"
             )
         )

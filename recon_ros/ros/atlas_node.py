@@ -33,12 +33,12 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 
-from recon_ros import conversions
+from recon_ros.io import mesh_conversions, occupancy_conversions, pointcloud_conversions
 from recon_ros.parameters import CORE_PARAMS, NODE_PARAMS, resolve
-from recon_ros.posed_input import InputSettings, PosedImageInput
 from recon_ros.reconstruction import MappingPipeline
-from recon_ros.ros_common import LATCHED_QOS, run_node
-from recon_ros.ros_params import declare_table
+from recon_ros.ros.common import LATCHED_QOS, run_node
+from recon_ros.ros.declare_parameters import declare_table
+from recon_ros.ros.posed_input import InputSettings, PosedImageInput
 
 
 def _rss_mib() -> float:
@@ -126,7 +126,8 @@ class AtlasNode(Node):
         self._counts_lock = threading.Lock()
         self._map_version = 0
         self._published_version = 0
-        self._marker_cache: dict = {}  # chunk key -> (chunk stamp, conversions.SerializedMarker)
+        # chunk key -> (chunk stamp, mesh_conversions.SerializedMarker)
+        self._marker_cache: dict = {}
         self._marker_ids: dict = {}  # chunk key -> marker id, stable while the chunk exists
         self._next_marker_id = 1
         self._mesh_subscribers = 0
@@ -261,7 +262,8 @@ class AtlasNode(Node):
         (namespace ``atlas_mesh``, an id per chunk): the chunks whose mesh changed since the
         last publish (or ``everything``), and DELETE markers for chunks gone (reset, eviction).
         A chunk's marker is built only when its mesh changes (the Python Point objects are the
-        cost) and kept as CDR bytes (``conversions.SerializedMarker``: a third of the memory)."""
+        cost) and kept as CDR bytes (``mesh_conversions.SerializedMarker``: a third of the
+        memory)."""
         from visualization_msgs.msg import Marker
 
         chunks = self._reconstructor.mesh_chunks(color_by=self._color_mode)
@@ -273,35 +275,37 @@ class AtlasNode(Node):
                 if key not in self._marker_ids:
                     self._marker_ids[key] = self._next_marker_id
                     self._next_marker_id += 1
-                marker = conversions.triangle_list_marker(
-                    *conversions.triangle_corners(mesh), stamp, self._world_frame, "atlas_mesh",
-                    self._marker_ids[key],
-                )  # fmt: skip
-                entry = (chunk_stamp, conversions.SerializedMarker(marker))
+                corners, colors = mesh_conversions.triangle_corners(mesh)
+                marker = mesh_conversions.triangle_list_marker(
+                    corners, colors, stamp, self._world_frame, "atlas_mesh", self._marker_ids[key]
+                )
+                entry = (chunk_stamp, mesh_conversions.SerializedMarker(marker))
             cache[key] = entry
             if changed or everything:
                 markers.append(entry[1])
         for key in self._marker_cache.keys() - cache.keys():
-            gone = conversions.triangle_list_marker(
+            gone = mesh_conversions.triangle_list_marker(
                 [], [], stamp, self._world_frame, "atlas_mesh", self._marker_ids.pop(key)
             )
             gone.action = Marker.DELETE
-            markers.append(conversions.SerializedMarker(gone))
+            markers.append(mesh_conversions.SerializedMarker(gone))
         self._marker_cache = cache
-        return conversions.marker_array_bytes(markers, stamp)
+        return mesh_conversions.marker_array_bytes(markers, stamp)
 
     def _publish_map(self, everything: bool = False) -> None:
         stamp = self._stamp()
         self._mesh_pub.publish(self._mesh_markers(stamp, everything))
         points = self._reconstructor.semantic_points()
-        cloud = conversions.semantic_points_to_array(
+        cloud = pointcloud_conversions.semantic_points_to_array(
             points.xyz, points.rgb, points.label, points.confidence
         )
-        self._cloud_pub.publish(conversions.array_to_pointcloud2(cloud, stamp, self._world_frame))
+        self._cloud_pub.publish(
+            pointcloud_conversions.array_to_pointcloud2(cloud, stamp, self._world_frame)
+        )
         if self._publish_occupancy:
             grid = self._reconstructor.occupancy_slice(*self._occupancy_band)
             self._occupancy_pub.publish(
-                conversions.occupancy_grid_msg(
+                occupancy_conversions.occupancy_grid_msg(
                     grid.cells, grid.origin, grid.rotation, grid.resolution, stamp,
                     self._world_frame,
                 )
@@ -311,7 +315,7 @@ class AtlasNode(Node):
             size = np.asarray(window.dims) * window.voxel_size
             corner = np.asarray(window.origin) - 0.5 * window.voxel_size
             self._window_pub.publish(
-                conversions.box_outline_marker(corner, size, stamp, self._world_frame)
+                mesh_conversions.box_outline_marker(corner, size, stamp, self._world_frame)
             )
 
     def status_message(self):

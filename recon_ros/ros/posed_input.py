@@ -19,8 +19,8 @@ import numpy as np
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 
-from recon_ros import conversions
-from recon_ros.frames import (
+from recon_ros.io import camera_info_conversions, transform_conversions
+from recon_ros.io.posed_frames import (
     DEPTH_STAMP_TOLERANCE_NS,
     DROP_REASONS,
     FrameDropped,
@@ -28,10 +28,10 @@ from recon_ros.frames import (
     attach_depth,
     posed_frame,
 )
+from recon_ros.io.tf_buffer import ExtrapolationError, TransformBuffer, TransformError
 from recon_ros.parameters import INPUT_PARAMS
-from recon_ros.ros_common import POSE_QOS, RELIABLE_STREAM_QOS, TF_QOS, TF_STATIC_QOS
-from recon_ros.ros_params import declare_table
-from recon_ros.tf_buffer import ExtrapolationError, TransformBuffer, TransformError
+from recon_ros.ros.common import POSE_QOS, RELIABLE_STREAM_QOS, TF_QOS, TF_STATIC_QOS
+from recon_ros.ros.declare_parameters import declare_table
 
 
 class ThrottledLogger:
@@ -182,7 +182,7 @@ class PosedImageInput:
             self.received += 1
             self.last_image_wall_time = time.monotonic()
             self.newest_image_stamp_ns = max(
-                self.newest_image_stamp_ns, conversions.stamp_to_ns(msg.header.stamp)
+                self.newest_image_stamp_ns, transform_conversions.stamp_to_ns(msg.header.stamp)
             )
         with self._queue_cv:
             if len(self._queue) >= self.settings.queue_size:
@@ -190,8 +190,9 @@ class PosedImageInput:
                 self.drop(
                     "queue_full",
                     f"frame queue full ({self.settings.queue_size}): dropped the oldest image "
-                    f"(stamp {conversions.stamp_to_ns(old.header.stamp) / 1e9:.3f}); integration "
-                    "is slower than the input: raise keyframe thresholds or lower the image rate",
+                    f"(stamp {transform_conversions.stamp_to_ns(old.header.stamp) / 1e9:.3f}); "
+                    "integration is slower than the input: raise keyframe thresholds or lower "
+                    "the image rate",
                 )
             self._queue.append((msg, time.monotonic()))
             self._queue_cv.notify()
@@ -199,7 +200,7 @@ class PosedImageInput:
     def _on_camera_info(self, msg) -> None:
         with self._camera_info_lock:
             self._camera_info = msg
-            self._camera_infos[conversions.stamp_to_ns(msg.header.stamp)] = msg
+            self._camera_infos[transform_conversions.stamp_to_ns(msg.header.stamp)] = msg
             while len(self._camera_infos) > 2 * max(self.settings.queue_size, 10):
                 self._camera_infos.pop(next(iter(self._camera_infos)))
 
@@ -215,7 +216,7 @@ class PosedImageInput:
         """Whether a pose is stamped more than ``tf_max_future_s`` after the node's clock and the
         newest image (then it is refused, counted and logged)."""
         now_ns = max(self._node.get_clock().now().nanoseconds, self.newest_image_stamp_ns)
-        ahead_ns = conversions.stamp_to_ns(header.stamp) - now_ns
+        ahead_ns = transform_conversions.stamp_to_ns(header.stamp) - now_ns
         if ahead_ns <= int(self.settings.tf_max_future_s * 1e9):
             return False
         with self._counts_lock:
@@ -254,9 +255,9 @@ class PosedImageInput:
         if self._from_the_future(header, f"a pose on '{topic}'"):
             return
         try:
-            t, q = conversions.translation_quaternion(pose.position, pose.orientation)
+            t, q = transform_conversions.translation_quaternion(pose.position, pose.orientation)
             self._poses.set_transform(
-                header.frame_id, child_frame, conversions.stamp_to_ns(header.stamp), t, q
+                header.frame_id, child_frame, transform_conversions.stamp_to_ns(header.stamp), t, q
             )
         except ValueError as error:
             self._log.warn("bad_pose_msg", f"ignored a message on '{topic}': {error}")
@@ -337,13 +338,15 @@ class PosedImageInput:
         """The CameraInfo for an image: the one of its stamp, else the newest, after waiting
         (until ``_wait_deadline``) for one stamped no earlier than the image when the newest is
         older (a camera driver sends the pair together, but DDS may deliver the image first)."""
-        stamp_ns = conversions.stamp_to_ns(msg.header.stamp)
+        stamp_ns = transform_conversions.stamp_to_ns(msg.header.stamp)
         with self._camera_info_lock:
             deadline = self._wait_deadline(arrived, self._camera_info is not None)
         while True:
             with self._camera_info_lock:
                 info = self._camera_infos.get(stamp_ns, self._camera_info)
-            info_ns = conversions.stamp_to_ns(info.header.stamp) if info is not None else None
+            info_ns = (
+                transform_conversions.stamp_to_ns(info.header.stamp) if info is not None else None
+            )
             if info_ns == stamp_ns:
                 self._paired_camera_info = True
             # Drivers whose CameraInfo is latched or stamped otherwise are not waited for.
@@ -354,7 +357,7 @@ class PosedImageInput:
 
     def _decode(self, msg, arrived: float) -> PosedFrame | None:
         info = self._camera_info_for(msg, arrived)
-        if info is not None and conversions.has_distortion(info):
+        if info is not None and camera_info_conversions.has_distortion(info):
             self._log.warn(
                 "distortion",
                 "CameraInfo declares lens distortion, which is not modelled: subscribe to a "
@@ -384,13 +387,13 @@ class PosedImageInput:
         with self._depth_lock:
             best = min(
                 self._depth_msgs,
-                key=lambda m: abs(conversions.stamp_to_ns(m.header.stamp) - stamp_ns),
+                key=lambda m: abs(transform_conversions.stamp_to_ns(m.header.stamp) - stamp_ns),
                 default=None,
             )
             info = self._depth_info
         if best is None:
             return None, info
-        offset = abs(conversions.stamp_to_ns(best.header.stamp) - stamp_ns)
+        offset = abs(transform_conversions.stamp_to_ns(best.header.stamp) - stamp_ns)
         return (best if offset <= DEPTH_STAMP_TOLERANCE_NS else None), info
 
     def _pair_depth(self, frame: PosedFrame, arrived: float) -> None:

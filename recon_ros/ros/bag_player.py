@@ -22,8 +22,8 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.serialization import deserialize_message, serialize_message
 
-from recon_ros.ros_common import LATCHED_QOS, RELIABLE_STREAM_QOS
-from recon_ros.ros_params import declare
+from recon_ros.ros.common import LATCHED_QOS, RELIABLE_STREAM_QOS
+from recon_ros.ros.declare_parameters import declare
 
 
 def message_class(msgtype: str):

@@ -1,0 +1,2 @@
+"""What users run: the ``recon-ros`` command line and its subcommands (demo, replay, play,
+benchmarks). Apps may use everything; nothing imports an app."""
