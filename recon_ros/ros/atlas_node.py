@@ -36,7 +36,7 @@ from rclpy.node import Node
 from recon_ros.io import mesh_conversions, occupancy_conversions, pointcloud_conversions
 from recon_ros.parameters import CORE_PARAMS, NODE_PARAMS, resolve
 from recon_ros.reconstruction import MappingPipeline
-from recon_ros.ros.common import LATCHED_QOS, run_node
+from recon_ros.ros.common import LATCHED_QOS, run_node, stops_with_context
 from recon_ros.ros.declare_parameters import declare_table
 from recon_ros.ros.posed_input import InputSettings, PosedImageInput
 
@@ -219,6 +219,7 @@ class AtlasNode(Node):
 
     # --- mapping group: CNN, publishing, services ---------------------------------------
 
+    @stops_with_context
     def _on_cnn_timer(self) -> None:
         if self._pipeline.update():
             self._map_version += 1
@@ -228,6 +229,7 @@ class AtlasNode(Node):
             header = self._last_header
         return header.stamp if header is not None else self.get_clock().now().to_msg()
 
+    @stops_with_context
     def _on_publish_timer(self) -> None:
         now = time.monotonic()
         subscribers = self._mesh_pub.get_subscription_count()
@@ -249,6 +251,7 @@ class AtlasNode(Node):
         elif everything:
             self._mesh_pub.publish(self._mesh_markers(self._stamp(), everything=True))
 
+    @stops_with_context
     def _on_status_timer(self) -> None:
         note = self._reconstructor.window_note
         if note != self._window_note:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import rclpy
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -47,6 +49,26 @@ RELIABLE_STREAM_QOS = QoSProfile(
     reliability=ReliabilityPolicy.RELIABLE,
     durability=DurabilityPolicy.VOLATILE,
 )
+
+
+def stops_with_context(callback):
+    """Decorate a node method run by a timer: it does nothing once the node's context is shut
+    down, and an error raised because the context went while it ran (rclpy's SIGINT handler
+    shuts the context down at once, while other executor threads may be publishing: "publisher's
+    context is invalid") ends it quietly instead of surfacing as an unretrieved exception."""
+
+    @functools.wraps(callback)
+    def guarded(node, *args, **kwargs):
+        if not node.context.ok():
+            return None
+        try:
+            return callback(node, *args, **kwargs)
+        except Exception:
+            if node.context.ok():
+                raise
+            return None
+
+    return guarded
 
 
 def run_node(node_class, name: str, num_threads: int, args=None) -> int:
