@@ -13,6 +13,7 @@ ROS-free; the reconstructor calls it under its locks.
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from dataclasses import dataclass
 
@@ -167,6 +168,8 @@ class DepthFusionStage:
         self.history: deque[_Keyframe] = deque(maxlen=self.stereo.history)
         #: The last keyframe's result (for evaluation and diagnostics).
         self.last_result: DepthResult | None = None
+        #: Milliseconds of the last keyframe's fine sweep (None: it did not run), part of its depth.
+        self.last_fine_sweep_ms: float | None = None
 
     def reset(self) -> None:
         self.history.clear()
@@ -204,6 +207,7 @@ class DepthFusionStage:
 
     def depth_for_keyframe(self, *args, **kwargs) -> DepthResult:
         """See ``_depth_for_keyframe``; remembers the result in ``last_result``."""
+        self.last_fine_sweep_ms = None
         self.last_result = self._depth_for_keyframe(*args, **kwargs)
         return self.last_result
 
@@ -325,6 +329,7 @@ class DepthFusionStage:
         (depth, confidence, refined); refined pixels are confident whatever the network said,
         the others keep the network's confidence."""
         cfg, s = self.net.config, self.stereo
+        started = time.perf_counter()
         result = fine_sweep(
             depth[None],
             keyframe.grey_full[None],
@@ -343,6 +348,7 @@ class DepthFusionStage:
                                    align_corners=False)[0, 0]  # fmt: skip
         refined = result.refined[0]
         confidence = torch.where(refined, confidence.clamp(min=s.min_confidence), confidence)
+        self.last_fine_sweep_ms = (time.perf_counter() - started) * 1e3
         return result.depth[0], confidence, refined
 
     def _consistent(

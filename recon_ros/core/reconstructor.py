@@ -793,6 +793,8 @@ class AtlasReconstructor:
                 result = self.stage.depth_for_keyframe(
                     image, camera, T_world_cam, depth, depth_camera, T_cam_depth
                 )
+            if self.stage.last_fine_sweep_ms is not None:  # part of "depth", shown on its own
+                self._timer.record("fine_sweep", self.stage.last_fine_sweep_ms)
             self._gate.accept(T_world_cam)
             if result.source == "waiting":
                 self._count("keyframes_waiting_for_partners")

@@ -118,7 +118,9 @@ def timed_walk(device: str, frames: int, depth_model, seed: int, refine_model=No
     if rec.refiner is not None:
         result["refine_blocks_mean"] = float(np.mean(blocks)) if blocks else 0.0
         result["map_chunks"] = rec.map.num_chunks
-    for stage in ("depth", "fusion"):
+    for stage in ("depth", "fine_sweep", "fusion"):
+        if stage not in timings:
+            continue
         t = timings[stage]
         result[stage] = {"median_ms": t.last_ms, "mean_ms": t.mean_ms, "n": t.count}
     result["keyframes_fused"] = rec.stats.counters["keyframes_integrated"]
@@ -333,7 +335,8 @@ def format_result(result: dict) -> str:
         f"{result['depth_weights']}, {result['frames']} keyframes"
     ]
     for label, key, unit in (
-        ("depth network", "depth", "per keyframe"),
+        ("depth (network + fine sweep)", "depth", "per keyframe"),
+        ("  of which the fine sweep", "fine_sweep", "per keyframe"),
         ("fusion (TSDF, colour, labels)", "fusion", "per keyframe"),
         ("window -> map", "update", "per update"),
         ("meshing (cached chunks)", "meshing", "per update"),
