@@ -133,13 +133,18 @@ class BagPlayer(Node):
                     if not rclpy.ok():
                         return self.published
                     time.sleep(min(delay, 0.02))
-                self._publish_clock(stamp_ns)
                 data = raw
                 if connection.topic == "/tf_static":
                     for transform in deserialize_message(raw, TFMessage).transforms:
                         static[transform.child_frame_id] = transform
                     data = serialize_message(TFMessage(transforms=list(static.values())))
-                publishers[connection.topic].publish(data)
+                try:
+                    self._publish_clock(stamp_ns)
+                    publishers[connection.topic].publish(data)
+                except Exception:
+                    if rclpy.ok():
+                        raise
+                    return self.published  # Ctrl-C: the context went while publishing
                 self.published += 1
         self.get_logger().info(f"finished: {self.published} messages published")
         self.finished.set()
