@@ -25,12 +25,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F  # noqa: N812 (the usual torch name)
 
-from recon_ros.core.plane_sweep import (
-    MIN_PROJECTION_DEPTH,
-    _bilinear_zero,
-    local_ncc,
-    warp_to_depth_maps,
-)
+from recon_ros.core.plane_sweep import MIN_PROJECTION_DEPTH, local_ncc, warp_to_depth_maps
 
 
 class FineSweepResult(NamedTuple):
@@ -98,13 +93,6 @@ def _parabola_peak(scores: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, to
     return middle.to(scores.dtype) + shift, centre, interior
 
 
-def _depth_of_index(inverse, index, hypotheses: int, span: float, plane_step: float):
-    """Depth of a continuous hypothesis ``index`` around the first estimate's ``inverse`` depth;
-    hypotheses never cross behind the camera (inverse depth above a 100 m far plane)."""
-    offset = index * (2.0 * span / (hypotheses - 1)) - span
-    return 1.0 / (inverse + offset * plane_step).clamp(min=0.01)
-
-
 def fine_sweep(
     first_depth: torch.Tensor,
     reference: torch.Tensor,
@@ -156,7 +144,9 @@ def fine_sweep(
         seen += valid.to(seen.dtype)
     scores = score_sum / seen.clamp(min=1.0)
     index, peak, interior = _parabola_peak(scores)
-    swept = _depth_of_index(inverse, index, hypotheses, span, plane_step)
+    swept = 1.0 / (inverse + (index * (2.0 * span / (hypotheses - 1)) - span) * plane_step).clamp(
+        min=0.01
+    )
     refined = known & interior & (peak >= min_score)
     return FineSweepResult(torch.where(refined, swept, depth), peak, refined)
 
@@ -183,6 +173,8 @@ def fine_sweep_reference(
 ) -> FineSweepResult:
     """``fine_sweep`` pixel by pixel (same arguments and results), for tests: each sample
     projected on its own, each NCC box summed in a loop."""
+    from recon_ros.core.plane_sweep import _bilinear_zero
+
     _check(first_depth, reference, sources, K_ref, K_src, T_src_ref, hypotheses, window)
     batch, _, height, width = reference.shape
     count, (source_height, source_width) = sources.shape[1], sources.shape[-2:]
@@ -234,7 +226,8 @@ def fine_sweep_reference(
                         total += float(ncc.clamp(-1.0, 1.0))
                     scores[k, y, x] = total / max(seen, 1)
         index, peak, interior = _parabola_peak(scores[None])
-        swept = _depth_of_index(inverse, index[0], hypotheses, span, plane_step)
+        step = 2.0 * span / (hypotheses - 1)
+        swept = 1.0 / (inverse + (index[0] * step - span) * plane_step).clamp(min=0.01)
         refined = known & interior[0] & (peak[0] >= min_score)
         out_depth[b] = torch.where(refined, swept, depth[b])
         out_score[b] = peak[0]

@@ -9,8 +9,6 @@ drop the frame.
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 
 from recon_ros.core.mesh import Mesh
@@ -104,13 +102,17 @@ def marker_array_bytes(markers, stamp=None) -> bytes:
     """A serialized visualization_msgs/MarkerArray of ``SerializedMarker``s, byte for byte what
     rclpy would serialise for the same markers; with ``stamp`` (builtin_interfaces/Time) every
     marker's header stamp is set to it (a stamp is a marker's first 8 bytes at any offset)."""
-    header, order = _cdr_header()
-    chunks = [header, len(markers).to_bytes(4, order)]
+    from rclpy.serialization import serialize_message
+    from visualization_msgs.msg import MarkerArray
+
+    header = serialize_message(MarkerArray())[:CDR_HEADER_BYTES]
+    chunks = [header, len(markers).to_bytes(4, _byte_order(header))]
     offset = 4
     new_stamp = (
         None
         if stamp is None
-        else int(stamp.sec).to_bytes(4, order, signed=True) + int(stamp.nanosec).to_bytes(4, order)
+        else int(stamp.sec).to_bytes(4, _byte_order(header), signed=True)
+        + int(stamp.nanosec).to_bytes(4, _byte_order(header))
     )
     for marker in markers:
         padding = -offset % 4  # a marker ends where its last field does; the next is aligned
@@ -126,15 +128,9 @@ def marker_array_bytes(markers, stamp=None) -> bytes:
     return b"".join(chunks)
 
 
-@functools.cache
-def _cdr_header() -> tuple[bytes, str]:
-    """The encapsulation header rclpy writes (the same for every message) and its byte order."""
-    from rclpy.serialization import serialize_message
-    from visualization_msgs.msg import MarkerArray
-
-    header = serialize_message(MarkerArray())[:CDR_HEADER_BYTES]
+def _byte_order(header: bytes) -> str:
     # Encapsulation kinds 0x0001 (CDR_LE) and 0x0003 (PL_CDR_LE) are little endian.
-    return header, "little" if header[1] & 1 else "big"
+    return "little" if header[1] & 1 else "big"
 
 
 def mesh_to_marker(mesh: Mesh, stamp, frame_id: str, ns: str = "atlas_mesh", marker_id=0):
