@@ -131,7 +131,7 @@ class AtlasNode(Node):
         self._marker_ids: dict = {}  # chunk key -> marker id, stable while the chunk exists
         self._next_marker_id = 1
         self._mesh_subscribers = 0
-        self._whole_mesh_until = -math.inf  # monotonic time: every chunk goes out until then
+        self._whole_mesh_due: list[float] = []  # monotonic times: every chunk goes out then
         self._last_whole_mesh = time.monotonic()
         self._last_header = None
         self._window_note = ""
@@ -234,14 +234,16 @@ class AtlasNode(Node):
         now = time.monotonic()
         subscribers = self._mesh_pub.get_subscription_count()
         if subscribers > self._mesh_subscribers:
-            # A late subscriber: every chunk for a while, by the clock and not a count of
-            # periods, since its reader may match well after the count rises on a busy machine.
-            self._whole_mesh_until = now + max(3 * self._publish_period, 3.0)
+            # A late subscriber: every chunk now and twice more (after 1 s and 3 s, by the
+            # clock), since its reader may match well after the count rises on a busy machine.
+            # Not every period: a whole map is tens of MB, and each copy costs every subscriber
+            # its decoding time, so a stream of them would delay the updates queued behind.
+            self._whole_mesh_due = [now, now + 1.0, now + max(3 * self._publish_period, 3.0)]
         self._mesh_subscribers = subscribers
+        due = [t for t in self._whole_mesh_due if t <= now]
+        self._whole_mesh_due = [t for t in self._whole_mesh_due if t > now]
         refresh = self._mesh_refresh_period
-        everything = now < self._whole_mesh_until or (
-            refresh > 0 and now - self._last_whole_mesh >= refresh
-        )
+        everything = bool(due) or (refresh > 0 and now - self._last_whole_mesh >= refresh)
         if everything:
             self._last_whole_mesh = now
         version = self._map_version

@@ -131,8 +131,8 @@ def images_accounted_for(expected: int, quiet_s: float = 3.0, stall_s: float | N
 
 
 class ObserverNode:
-    """An rclpy node of our own in its own context, spun in a background thread: it watches
-    topics and calls services of the nodes under observation."""
+    """rclpy nodes of our own in their own context, spun in background threads: they watch
+    topics and call services of the nodes under observation."""
 
     def __init__(self, name: str):
         import rclpy
@@ -140,17 +140,32 @@ class ObserverNode:
 
         self.context = rclpy.Context()
         rclpy.init(context=self.context)
+        # Subscriptions on one node, service clients on another, each spun by its own thread:
+        # a reply is then not queued behind the decoding of a large message (a whole map is
+        # tens of MB), and each topic's messages are still stored in order.
         self.node = rclpy.create_node(name, context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self._thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self._thread.start()
+        self._client_node = rclpy.create_node(f"{name}_client", context=self.context)
+        self._stop = threading.Event()
+        self._executors, self._threads = [], []
+        for node in (self.node, self._client_node):
+            executor = SingleThreadedExecutor(context=self.context)
+            executor.add_node(node)
+            thread = threading.Thread(target=self._spin, args=(executor,), daemon=True)
+            thread.start()
+            self._executors.append(executor)
+            self._threads.append(thread)
+
+    def _spin(self, executor) -> None:
+        # Our own loop rather than executor.spin(): close() can then wait for the callback in
+        # progress to end before anything it uses is destroyed.
+        while not self._stop.is_set() and self.context.ok():
+            executor.spin_once(timeout_sec=0.1)
 
     def collect(self, msg_type, topic: str, qos) -> Collector:
         return Collector(self.node, msg_type, topic, qos)
 
     def call(self, srv_type, name: str, request, timeout: float = 30.0):
-        client = self.node.create_client(srv_type, name)
+        client = self._client_node.create_client(srv_type, name)
         if not client.wait_for_service(timeout_sec=timeout):
             raise TimeoutError(f"service {name} did not appear within {timeout} s")
         future = client.call_async(request)
@@ -164,9 +179,14 @@ class ObserverNode:
     def close(self) -> None:
         import rclpy
 
-        self.executor.shutdown()
+        # The spinning thread must be gone before the executor and node are destroyed (a
+        # callback still running would use them) and before the interpreter exits (a thread
+        # still inside rclpy at exit aborts the process).
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=30.0)
+        for executor in self._executors:
+            executor.shutdown(timeout_sec=5.0)
         self.node.destroy_node()
+        self._client_node.destroy_node()
         rclpy.try_shutdown(context=self.context)
-        # The spinning thread must be gone before the interpreter exits (a thread still inside
-        # rclpy at exit aborts the process).
-        self._thread.join(timeout=5.0)
