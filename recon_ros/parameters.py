@@ -190,6 +190,21 @@ CORE_PARAMS = (
         (-1.0, 1.0),
     ),
     Param(
+        "stereo_fine_max_width",
+        320,
+        "The fine sweep runs at the camera's own resolution, at most this many pixels wide, "
+        "where that is wider than the depth network's input (256); 0: at the network's input "
+        "(faster: a 320-wide sweep costs about 1.6 times as much).",
+        (0, 4096),
+    ),
+    Param(
+        "stereo_plane_fill",
+        True,
+        "With the fine sweep: pixels of floor, wall and ceiling it could not refine (no texture) "
+        "take the depth of the plane the refined pixels of their class define, where that is "
+        "within 20 % of the network's estimate.",
+    ),
+    Param(
         "mesh_min_weight",
         1,
         "Voxels observed with less weight (fusion: summed depth confidence) stay out of the mesh.",
@@ -283,6 +298,8 @@ CONFIG_KEYS = {
     "stereo_near_weighting_m": "stereo_near_weighting_m",
     "stereo_fine_sweep": "stereo_fine_sweep",
     "stereo_fine_min_ncc": "stereo_fine_min_ncc",
+    "stereo_fine_max_width": "stereo_fine_max_width",
+    "stereo_plane_fill": "stereo_plane_fill",
     "mesh_min_weight": "mesh_min_weight",
     "voxel_size_m": "voxel_size",
     "window_dims": "window_dims",

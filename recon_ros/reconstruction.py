@@ -90,13 +90,13 @@ def build_reconstructor(values: dict) -> tuple[AtlasReconstructor, str, list[str
 def integrate_frame(reconstructor: AtlasReconstructor, frame):
     """Offer a decoded ``frames.PosedFrame`` (with its depth, if any) to the reconstructor: the
     one call atlas_node and the replay make."""
-    return reconstructor.integrate(
+    return reconstructor.integrate_view(
         frame.rgb,
-        frame.camera.K,
+        frame.camera,
         frame.T_world_cam,
-        frame.stamp_ns * 1e-9,
+        frame.stamp_ns,
         depth=frame.depth,
-        K_depth=frame.depth_camera.K if frame.depth_camera else None,
+        depth_camera=frame.depth_camera,
         T_cam_depth=frame.T_cam_depth,
     )
 

@@ -27,6 +27,7 @@ from recon_ros.core.depth_net import MVSDepthNet, grey_image
 from recon_ros.core.fine_sweep import fine_sweep
 from recon_ros.core.geometry import invert_pose
 from recon_ros.core.partners import select_stereo_partners
+from recon_ros.core.plane_fill import PLANAR_CLASS_NAMES, plane_fill
 
 DEPTH_SOURCES = ("auto", "mvs", "sensor")
 
@@ -56,6 +57,15 @@ class StereoSettings:
     fine_hypotheses: int = 17
     fine_span: float = 2.0
     fine_window: int = 7
+    #: The fine sweep's image width: the camera's own (capped here, aspect kept) when it is
+    #: wider than the network's input; 0: the network's input size.
+    fine_max_width: int = 0
+    #: Unrefined pixels of planar classes take the depth of the plane their class's refined
+    #: pixels define (``core.plane_fill``); needs the fine sweep.
+    plane_fill: bool = False
+    plane_fill_max_change: float = 0.2
+    #: The planes' support: refined pixels of at least this peak NCC (the others are filled).
+    plane_fill_min_ncc: float = 0.7
 
 
 @dataclass
@@ -66,7 +76,8 @@ class _Keyframe:
     T_world_cam: np.ndarray
     depth: torch.Tensor | None = None  # (h, w) its depth for fusion, once it has one
     K_depth: np.ndarray | None = None
-    grey_full: torch.Tensor | None = None  # (1, H, W) at the network's input size (fine sweep)
+    grey_full: torch.Tensor | None = None  # (1, H, W) for the fine sweep, at ``K_fine``
+    K_fine: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -182,6 +193,23 @@ class DepthFusionStage:
         tensor = resize_image_tensor(image_to_tensor(image, self.device), width, height)
         return tensor, camera.resized(width, height)
 
+    def _fine_view(
+        self,
+        image: np.ndarray,
+        camera: PinholeCamera,
+        network_image: torch.Tensor,
+        network_camera: PinholeCamera,
+    ) -> tuple[torch.Tensor, PinholeCamera]:
+        """The grey (1, H, W) image and camera of the fine sweep: the network's input, or the
+        camera's image (at most ``fine_max_width`` wide) where that is wider."""
+        limit = self.stereo.fine_max_width
+        if limit <= network_camera.width or camera.width <= network_camera.width:
+            return grey_image(network_image[None])[0], network_camera
+        width = min(camera.width, limit)
+        height = max(1, round(camera.height * width / camera.width))
+        full = resize_image_tensor(image_to_tensor(image, self.device), width, height)
+        return grey_image(full[None])[0], camera.resized(width, height)
+
     def _partners(
         self, K: np.ndarray, T_world_cam: np.ndarray, hw: tuple[int, int]
     ) -> list[_Keyframe]:
@@ -235,12 +263,18 @@ class DepthFusionStage:
         if self.net is not None:
             network_image, network_camera = self._network_view(image, camera)
             encoded = self.net.encode_view(network_image[None])
+            grey_fine = fine_camera = None
+            if self.stereo.fine_sweep:
+                grey_fine, fine_camera = self._fine_view(
+                    image, camera, network_image, network_camera
+                )
             keyframe = _Keyframe(
                 encoded.match[0],
                 encoded.grey[0],
                 network_camera.K,
                 np.array(T_world_cam),
-                grey_full=grey_image(network_image[None])[0] if self.stereo.fine_sweep else None,
+                grey_full=grey_fine,
+                K_fine=fine_camera.K if fine_camera is not None else None,
             )
         if use_sensor:
             result = self._sensor_depth(
@@ -284,13 +318,27 @@ class DepthFusionStage:
             depth_camera_out = half
             refined = torch.zeros_like(predicted, dtype=torch.bool)
             if self.stereo.fine_sweep and all(p.grey_full is not None for p in partners):
-                predicted, confidence, refined = self._fine_sweep(
-                    predicted, confidence, keyframe, partners, K_src, T_src_ref
+                predicted, confidence, refined, score = self._fine_sweep(
+                    predicted, confidence, keyframe, partners, T_src_ref
                 )
                 labels_logits = F.interpolate(
                     labels_logits[None], size=predicted.shape, mode="nearest"
                 )[0]
-                depth_camera_out = network_camera
+                depth_camera_out = fine_camera
+                if self.stereo.plane_fill:
+                    filled = plane_fill(
+                        predicted,
+                        refined & (score >= self.stereo.plane_fill_min_ncc),
+                        labels_logits.argmax(dim=0),
+                        torch.as_tensor(fine_camera.K, dtype=predicted.dtype),
+                        self._planar_classes(),
+                        max_change=self.stereo.plane_fill_max_change,
+                    )
+                    predicted = filled.depth
+                    confidence = torch.where(
+                        filled.filled, confidence.clamp(min=self.stereo.min_confidence), confidence
+                    )
+                    refined = refined | filled.filled
             predicted[(confidence < self.stereo.min_confidence) & ~refined] = 0.0
             predicted = self._consistent(predicted, depth_camera_out.K, T_world_ref, partners)
             if self.stereo.near_weighting_depth > 0:
@@ -298,9 +346,11 @@ class DepthFusionStage:
                 scale = (self.stereo.near_weighting_depth / predicted.clamp(min=1e-3)) ** 2
                 confidence = confidence * scale.clamp(max=1.0)
             labels = labels_logits.argmax(dim=0)
-            rgb = resize_image_tensor(
-                network_image, depth_camera_out.width, depth_camera_out.height
-            )
+            # colour at the depth's size, from the camera's image where that is finer
+            source = network_image
+            if depth_camera_out.width > network_camera.width:
+                source = image_to_tensor(image, self.device)
+            rgb = resize_image_tensor(source, depth_camera_out.width, depth_camera_out.height)
             keyframe.depth, keyframe.K_depth = predicted, depth_camera_out.K
             result = DepthResult(
                 "mvs",
@@ -316,26 +366,31 @@ class DepthFusionStage:
             self.history.append(keyframe)
         return result
 
+    def _planar_classes(self) -> tuple[int, ...]:
+        names = list(self.net.config.class_names)
+        return tuple(names.index(n) for n in PLANAR_CLASS_NAMES if n in names)
+
     def _fine_sweep(
         self,
         depth: torch.Tensor,
         confidence: torch.Tensor,
         keyframe: _Keyframe,
         partners: list[_Keyframe],
-        K_src: torch.Tensor,
         T_src_ref: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The network's (h, w) depth refined at the input size (2h, 2w) by ``fine_sweep``:
-        (depth, confidence, refined); refined pixels are confident whatever the network said,
-        the others keep the network's confidence."""
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The network's (h, w) depth refined at the fine sweep's size (``_fine_view``) by
+        ``fine_sweep``: (depth, confidence, refined, peak NCC); refined pixels are confident
+        whatever the network said, the others keep the network's confidence."""
         cfg, s = self.net.config, self.stereo
         started = time.perf_counter()
         result = fine_sweep(
             depth[None],
             keyframe.grey_full[None],
             torch.stack([p.grey_full for p in partners])[None],
-            torch.as_tensor(keyframe.K, dtype=torch.float32, device=self.device)[None],
-            K_src[None].to(self.device),
+            torch.as_tensor(keyframe.K_fine, dtype=torch.float32, device=self.device)[None],
+            torch.as_tensor(
+                np.stack([p.K_fine for p in partners]), dtype=torch.float32, device=self.device
+            )[None],
             T_src_ref[None].to(self.device),
             plane_step=(1.0 / cfg.near - 1.0 / cfg.far) / (cfg.planes - 1),
             hypotheses=s.fine_hypotheses,
@@ -349,7 +404,7 @@ class DepthFusionStage:
         refined = result.refined[0]
         confidence = torch.where(refined, confidence.clamp(min=s.min_confidence), confidence)
         self.last_fine_sweep_ms = (time.perf_counter() - started) * 1e3
-        return result.depth[0], confidence, refined
+        return result.depth[0], confidence, refined, result.score[0]
 
     def _consistent(
         self, depth: torch.Tensor, K: np.ndarray, T_world_cam: np.ndarray, partners: list

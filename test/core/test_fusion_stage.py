@@ -69,11 +69,16 @@ def test_unregistered_depth_samples_colour_where_it_lands():
     assert np.array_equal(red[1:-1], expected[1:-1])
 
 
-def _textured_wall_view(T_world_cam: np.ndarray, wall_y: float = 1.5) -> np.ndarray:
-    """RGB image (48, 64) of a wall of 8 cm random grey blocks at world y = ``wall_y``."""
+def _textured_wall_view(
+    T_world_cam: np.ndarray, wall_y: float = 1.5, camera: PinholeCamera | None = None
+) -> np.ndarray:
+    """RGB image (48, 64), or ``camera``'s size, of a wall of 8 cm random grey blocks at world
+    y = ``wall_y``."""
+    camera = camera or PinholeCamera.from_matrix(K, 64, 48)
+    Kc = camera.K
     texture = np.random.default_rng(5).integers(0, 256, (200, 200), dtype=np.uint8)
-    v, u = np.mgrid[0:48, 0:64].astype(np.float64)
-    rays = np.stack([(u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], np.ones_like(u)], -1)
+    v, u = np.mgrid[0 : camera.height, 0 : camera.width].astype(np.float64)
+    rays = np.stack([(u - Kc[0, 2]) / Kc[0, 0], (v - Kc[1, 2]) / Kc[1, 1], np.ones_like(u)], -1)
     direction = rays @ T_world_cam[:3, :3].T
     origin = T_world_cam[:3, 3]
     hit = origin + ((wall_y - origin[1]) / direction[..., 1])[..., None] * direction
@@ -106,3 +111,27 @@ def test_fine_sweep_gives_depth_at_the_input_size_on_the_wall():
         errors[fine] = ((inner - 1.5).abs() / 1.5)[inner > 0]
     assert float(errors[True].median()) < 0.02
     assert float((errors[True] < 0.05).float().mean()) > 0.9
+
+
+def test_fine_sweep_at_the_cameras_resolution():
+    """A camera twice the network's input: with ``fine_max_width`` the fine sweep (and so the
+    depth, labels and colour) comes at the camera's size, capped at that width, on the wall."""
+    camera = PinholeCamera.from_matrix(K, 64, 48).resized(128, 96)
+    poses = [look_at_pose([x, 0, 1], [x, 3, 1]) for x in (0.0, 0.15, 0.3)]
+    cases = ((0, (48, 64)), (96, (72, 96)), (128, (96, 128)), (1000, (96, 128)))
+    # and with plane fill on (whatever the untrained labels say, the wall stays on the wall)
+    for (limit, size), fill in zip((*cases, (128, (96, 128))), (False,) * 4 + (True,), strict=True):
+        torch.manual_seed(0)
+        settings = StereoSettings(
+            fine_sweep=True, min_confidence=0.0, fine_max_width=limit, plane_fill=fill
+        )
+        stage = DepthFusionStage(MVSDepthNet(SMALL).eval(), "mvs", settings)
+        for T in poses:
+            result = stage.depth_for_keyframe(_textured_wall_view(T, camera=camera), camera, T)
+        assert result.source == "mvs" and result.depth.shape == size
+        assert result.rgb.shape == (3, *size) and result.labels.shape == size
+        assert np.allclose(result.K, camera.resized(size[1], size[0]).K)
+        rows, cols = size
+        inner = result.depth[rows // 4 : -rows // 4, cols // 4 : -cols // 4]
+        errors = ((inner - 1.5).abs() / 1.5)[inner > 0]
+        assert float(errors.median()) < 0.02, (limit, float(errors.median()))

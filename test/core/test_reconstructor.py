@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from recon_ros.core.atlas_model import AtlasModel, AtlasModelConfig
+from recon_ros.core.camera import PinholeCamera
 from recon_ros.core.geometry import look_at_pose
 from recon_ros.core.reconstructor import AtlasReconstructor, ReconstructorConfig
 
@@ -145,7 +146,36 @@ def test_bad_input_raises_and_changes_nothing():
         rec.integrate(image, K, T, float("nan"))
     with pytest.raises(ValueError, match="color_by"):
         rec.mesh(color_by="height")
+    # the camera-object path: a camera of another size, a stamp in seconds, no camera at all
+    camera = PinholeCamera.from_matrix(K, 160, 120)
+    with pytest.raises(ValueError, match="differs from the image"):
+        rec.integrate_view(image, camera.resized(80, 60), T, 0)
+    with pytest.raises(ValueError, match="integer nanoseconds"):
+        rec.integrate_view(image, camera, T, 1.5)
+    with pytest.raises(ValueError, match="PinholeCamera"):
+        rec.integrate_view(image, K, T, 0)
+    with pytest.raises(ValueError, match="its camera"):
+        rec.integrate_view(image, camera, T, 0, np.ones((60, 80), np.float32))
     assert rec.stats.counters["frames_received"] == 0
+
+
+def test_integrate_with_a_camera_and_nanoseconds_equals_the_matrix_path():
+    """``integrate_view`` (camera object, integer ns: what the node and replay call) and
+    ``integrate`` (K, seconds) map the same frames to the same window, stamps kept exactly."""
+    rng = np.random.default_rng(4)
+    images = [rng.integers(0, 256, (120, 160, 3), dtype=np.uint8) for _ in range(3)]
+    poses = [look_at_pose([0.3 * i, 0.0, 0.5], [0.3 * i + 1.0, 0.0, 0.4]) for i in range(3)]
+    stamp_ns = 1_700_000_000_123_456_789  # beyond float seconds' nanosecond precision
+    by_matrix = AtlasReconstructor(tiny_model(), config())
+    by_camera = AtlasReconstructor(tiny_model(), config())
+    camera = PinholeCamera.from_matrix(K, 160, 120)
+    for i, (image, T) in enumerate(zip(images, poses, strict=True)):
+        a = by_matrix.integrate(image, K, T, (stamp_ns + i) * 1e-9)
+        b = by_camera.integrate_view(image, camera, T, np.int64(stamp_ns + i))
+        assert a.integrated == b.integrated and b.stamp_ns == stamp_ns + i
+    assert torch.equal(by_matrix._volume.sums, by_camera._volume.sums)
+    assert torch.equal(by_matrix._volume.count, by_camera._volume.count)
+    assert by_camera._volume.count.sum() > 0
 
 
 def test_window_follows_camera_and_flushes_before_shifting():

@@ -1,0 +1,98 @@
+"""Plane fill: RANSAC planes against their slow reference, textureless pixels of a planar class
+take their plane's depth, others keep theirs."""
+
+import pytest
+import torch
+
+from recon_ros.core.plane_fill import (
+    fit_planes,
+    fit_planes_reference,
+    pixel_rays,
+    plane_depth,
+    plane_fill,
+)
+
+K = torch.tensor([[60.0, 0, 39.5], [0, 60.0, 29.5], [0, 0, 1]])
+FLOOR, WALL, TABLE = 0, 1, 3
+
+
+def _two_planes_with_outliers() -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(3)
+    # a floor 1 m below the camera (y down) and a wall 3 m ahead, plus scattered outliers
+    floor = torch.rand(150, 3, generator=generator) * torch.tensor([2.0, 0.0, 2.0]) + torch.tensor(
+        [-1.0, 1.0, 1.0]
+    )
+    wall = torch.rand(100, 3, generator=generator) * torch.tensor([2.0, 1.5, 0.0]) + torch.tensor(
+        [-1.0, -0.5, 3.0]
+    )
+    outliers = torch.rand(30, 3, generator=generator) * 2.0 + torch.tensor([-1.0, -1.0, 1.0])
+    truth = torch.tensor([[0.0, -1.0, 0.0, 1.0], [0.0, 0.0, -1.0, 3.0]])
+    return torch.cat([floor, wall, outliers]), truth
+
+
+def test_fit_planes_finds_both_planes_as_its_reference_does():
+    points, truth = _two_planes_with_outliers()
+    fast = fit_planes(points, min_support=50, iterations=32, seed=1)
+    slow = fit_planes_reference(points, min_support=50, iterations=32, seed=1)
+    assert fast.shape == slow.shape == (2, 4)
+    assert torch.allclose(fast, slow, atol=1e-4)
+    # the larger plane first; each normal faces the camera (d > 0)
+    for plane, expected in zip(fast, truth, strict=True):
+        normal = plane[:3] * torch.sign(plane[:3] @ expected[:3])
+        assert torch.allclose(normal, expected[:3], atol=2e-3)  # outliers near it pull a little
+        assert abs(float(plane[3]) - float(expected[3])) < 5e-3
+
+
+def test_fit_planes_without_enough_support_finds_none():
+    points, _ = _two_planes_with_outliers()
+    assert fit_planes(points[:40], min_support=50).shape == (0, 4)
+    with pytest.raises(ValueError, match="points"):
+        fit_planes(points[:, :2])
+
+
+def test_plane_depth_meets_a_wall():
+    rays = pixel_rays(K, 60, 80)
+    wall = torch.tensor([[0.0, 0.0, -1.0, 2.5]])  # z = 2.5
+    depth = plane_depth(wall, rays)
+    assert torch.allclose(depth, torch.full((1, 60, 80), 2.5))
+    behind = plane_depth(torch.tensor([[0.0, 0.0, 1.0, 2.5]]), rays)  # z = -2.5
+    assert torch.all(behind == 0)
+
+
+def test_textureless_floor_takes_the_plane_depth():
+    """A floor 1 m below the camera in the lower half of the image, labelled floor, with a
+    table patch on it. Textured stripes of the floor are exact (refined); the rest is 10 % off.
+    Filling puts the floor on its plane; the table keeps its depth; a floor pixel 50 % off (a
+    mislabelled object) keeps its depth."""
+    height, width = 60, 80
+    rays = pixel_rays(K, height, width)
+    floor_depth = plane_depth(torch.tensor([[0.0, -1.0, 0.0, 1.0]]), rays)[0]  # y = 1
+    lower = floor_depth > 0
+    labels = torch.where(lower, FLOOR, WALL)
+    labels[45:50, 30:40] = TABLE
+    noise = 1.0 + 0.1 * torch.sign(
+        torch.randn(height, width, generator=torch.Generator().manual_seed(0))
+    )
+    depth = torch.where(lower, floor_depth * noise, torch.zeros(height, width))
+    refined = torch.zeros(height, width, dtype=torch.bool)
+    refined[:, ::4] = lower[:, ::4]  # textured stripes
+    depth[refined] = floor_depth[refined]
+    depth[52, 10] = floor_depth[52, 10] * 1.5
+    result = plane_fill(depth, refined, labels, K, (FLOOR, WALL), min_support=50)
+    assert result.planes.shape[0] == 1
+    floor = lower & (labels == FLOOR) & ~refined
+    floor[52, 10] = False
+    assert bool(result.filled[floor].all())
+    assert torch.allclose(result.depth[floor], floor_depth[floor], rtol=1e-3)
+    table = labels == TABLE
+    assert torch.equal(result.depth[table], depth[table]) and not result.filled[table].any()
+    assert float(result.depth[52, 10]) == pytest.approx(float(depth[52, 10]))
+    assert torch.equal(result.depth[~lower], depth[~lower])  # unknown stays unknown
+
+
+def test_plane_fill_checks_its_inputs():
+    depth = torch.ones(6, 8)
+    with pytest.raises(ValueError, match="labels"):
+        plane_fill(depth, depth > 0, torch.zeros(6, 7, dtype=torch.long), K, (0,))
+    with pytest.raises(ValueError, match="K"):
+        plane_fill(depth, depth > 0, torch.zeros(6, 8, dtype=torch.long), K[:2], (0,))
