@@ -49,6 +49,14 @@ class BagPlayer(Node):
             [""],
             "Topics that must have a subscriber before playback starts (at most wait_timeout_s).",
         )
+        self.wait_count = declare(
+            self,
+            "wait_for_subscriber_count",
+            1,
+            "How many subscribers each of wait_for_subscribers must have (two nodes on one "
+            "image topic: 2, or the first matched starts playback before the other hears it).",
+            (1, 100),
+        )
         self.wait_timeout_s = declare(
             self, "wait_timeout_s", 10.0, "Longest wait for subscribers.", (0.0, 600.0)
         )
@@ -90,11 +98,12 @@ class BagPlayer(Node):
                     f"wait_for_subscribers: topic '{topic}' is not in the bag"
                 )
                 continue
-            while pub.get_subscription_count() == 0 and time.monotonic() < deadline:
+            while pub.get_subscription_count() < self.wait_count and time.monotonic() < deadline:
                 time.sleep(0.05)
-            if pub.get_subscription_count() == 0:
+            if pub.get_subscription_count() < self.wait_count:
                 self.get_logger().warning(
-                    f"no subscriber on '{topic}' after {self.wait_timeout_s} s; playing anyway"
+                    f"{pub.get_subscription_count()} of {self.wait_count} subscribers on "
+                    f"'{topic}' after {self.wait_timeout_s} s; playing anyway"
                 )
         time.sleep(self.start_delay_s)
 
