@@ -181,6 +181,8 @@ class DepthFusionStage:
         self.last_result: DepthResult | None = None
         #: Milliseconds of the last keyframe's fine sweep (None: it did not run), part of its depth.
         self.last_fine_sweep_ms: float | None = None
+        #: Milliseconds of the last keyframe's plane fill (None: it did not run), part of it too.
+        self.last_plane_fill_ms: float | None = None
 
     def reset(self) -> None:
         self.history.clear()
@@ -235,7 +237,7 @@ class DepthFusionStage:
 
     def depth_for_keyframe(self, *args, **kwargs) -> DepthResult:
         """See ``_depth_for_keyframe``; remembers the result in ``last_result``."""
-        self.last_fine_sweep_ms = None
+        self.last_fine_sweep_ms = self.last_plane_fill_ms = None
         self.last_result = self._depth_for_keyframe(*args, **kwargs)
         return self.last_result
 
@@ -326,6 +328,7 @@ class DepthFusionStage:
                 )[0]
                 depth_camera_out = fine_camera
                 if self.stereo.plane_fill:
+                    started = time.perf_counter()
                     filled = plane_fill(
                         predicted,
                         refined & (score >= self.stereo.plane_fill_min_ncc),
@@ -339,6 +342,7 @@ class DepthFusionStage:
                         filled.filled, confidence.clamp(min=self.stereo.min_confidence), confidence
                     )
                     refined = refined | filled.filled
+                    self.last_plane_fill_ms = (time.perf_counter() - started) * 1e3
             predicted[(confidence < self.stereo.min_confidence) & ~refined] = 0.0
             predicted = self._consistent(predicted, depth_camera_out.K, T_world_ref, partners)
             if self.stereo.near_weighting_depth > 0:

@@ -118,7 +118,7 @@ def timed_walk(device: str, frames: int, depth_model, seed: int, refine_model=No
     if rec.refiner is not None:
         result["refine_blocks_mean"] = float(np.mean(blocks)) if blocks else 0.0
         result["map_chunks"] = rec.map.num_chunks
-    for stage in ("depth", "fine_sweep", "fusion"):
+    for stage in ("depth", "fine_sweep", "plane_fill", "fusion"):
         if stage not in timings:
             continue
         t = timings[stage]
@@ -335,8 +335,9 @@ def format_result(result: dict) -> str:
         f"{result['depth_weights']}, {result['frames']} keyframes"
     ]
     for label, key, unit in (
-        ("depth (network + fine sweep)", "depth", "per keyframe"),
+        ("depth (network, sweep, planes)", "depth", "per keyframe"),
         ("  of which the fine sweep", "fine_sweep", "per keyframe"),
+        ("  of which the plane fill", "plane_fill", "per keyframe"),
         ("fusion (TSDF, colour, labels)", "fusion", "per keyframe"),
         ("window -> map", "update", "per update"),
         ("meshing (cached chunks)", "meshing", "per update"),
