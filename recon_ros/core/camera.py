@@ -185,3 +185,13 @@ def resize_image(
     resized = resize_image_tensor(image_to_tensor(image), width, height)
     out = (resized.clamp(0.0, 1.0) * 255.0).round().to(torch.uint8).permute(1, 2, 0).numpy()
     return np.ascontiguousarray(out), camera.resized(width, height)
+
+
+def pixel_rays(K: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """(3, H, W) camera rays with z = 1 through each pixel centre of intrinsics ``K`` (3, 3)."""
+    v, u = torch.meshgrid(
+        torch.arange(height, dtype=K.dtype, device=K.device),
+        torch.arange(width, dtype=K.dtype, device=K.device),
+        indexing="ij",
+    )
+    return torch.stack([(u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], torch.ones_like(u)])

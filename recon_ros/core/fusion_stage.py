@@ -21,7 +21,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F  # noqa: N812 (the usual torch name)
 
-from recon_ros.core.camera import PinholeCamera, image_to_tensor, resize_image_tensor
+from recon_ros.core.camera import (
+    PinholeCamera,
+    image_to_tensor,
+    pixel_rays,
+    resize_image_tensor,
+)
 from recon_ros.core.classes import IGNORE_LABEL
 from recon_ros.core.depth_net import MVSDepthNet, grey_image
 from recon_ros.core.fine_sweep import fine_sweep
@@ -124,17 +129,9 @@ def sample_at_depth_pixels(
     """
     height, width = depth.shape
     device = depth.device
-    v, u = torch.meshgrid(
-        torch.arange(height, device=device, dtype=torch.float32),
-        torch.arange(width, device=device, dtype=torch.float32),
-        indexing="ij",
-    )
     K_d = torch.as_tensor(K_depth, dtype=torch.float32, device=device)
-    z = depth
-    x = (u - K_d[0, 2]) / K_d[0, 0] * z
-    y = (v - K_d[1, 2]) / K_d[1, 1] * z
     T = torch.as_tensor(T_image_depth, dtype=torch.float32, device=device)
-    points = torch.stack([x, y, z]).reshape(3, -1)
+    points = (pixel_rays(K_d, height, width) * depth).reshape(3, -1)
     cam = T[:3, :3] @ points + T[:3, 3:]
     K_i = torch.as_tensor(K_image, dtype=torch.float32, device=device)
     safe = torch.where(cam[2] > 1e-3, cam[2], torch.ones_like(cam[2]))
@@ -142,7 +139,7 @@ def sample_at_depth_pixels(
     pv = K_i[1, 1] * cam[1] / safe + K_i[1, 2]
     image_h, image_w = image.shape[-2:]
     grid = torch.stack([(2 * pu + 1) / image_w - 1, (2 * pv + 1) / image_h - 1], -1)
-    grid = grid.masked_fill(((z.reshape(-1) <= 0) | (cam[2] <= 1e-3))[:, None], -4.0)
+    grid = grid.masked_fill(((depth.reshape(-1) <= 0) | (cam[2] <= 1e-3))[:, None], -4.0)
     sampled = F.grid_sample(
         image[None].float(), grid.view(1, height, width, 2), mode=mode, align_corners=False
     )
@@ -423,15 +420,8 @@ class DepthFusionStage:
             return depth
         height, width = depth.shape
         device = depth.device
-        v, u = torch.meshgrid(
-            torch.arange(height, device=device, dtype=torch.float32),
-            torch.arange(width, device=device, dtype=torch.float32),
-            indexing="ij",
-        )
         K_t = torch.as_tensor(K, dtype=torch.float32, device=device)
-        points = torch.stack(
-            [(u - K_t[0, 2]) / K_t[0, 0] * depth, (v - K_t[1, 2]) / K_t[1, 1] * depth, depth]
-        ).reshape(3, -1)
+        points = (pixel_rays(K_t, height, width) * depth).reshape(3, -1)
         votes = torch.zeros(height * width, device=device)
         for judge in judges:
             T = torch.as_tensor(

@@ -22,6 +22,8 @@ from typing import NamedTuple
 
 import torch
 
+from recon_ros.core.camera import pixel_rays
+
 #: Class names treated as planar room surfaces when none are given.
 PLANAR_CLASS_NAMES = ("floor", "wall", "ceiling")
 
@@ -33,16 +35,6 @@ class PlaneFillResult(NamedTuple):
     depth: torch.Tensor
     filled: torch.Tensor
     planes: torch.Tensor
-
-
-def pixel_rays(K: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """(3, H, W) camera rays with z = 1 through each pixel centre of intrinsics ``K`` (3, 3)."""
-    v, u = torch.meshgrid(
-        torch.arange(height, dtype=K.dtype, device=K.device),
-        torch.arange(width, dtype=K.dtype, device=K.device),
-        indexing="ij",
-    )
-    return torch.stack([(u - K[0, 2]) / K[0, 0], (v - K[1, 2]) / K[1, 1], torch.ones_like(u)])
 
 
 def _planes_from_triples(points: torch.Tensor) -> torch.Tensor:

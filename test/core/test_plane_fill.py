@@ -4,13 +4,8 @@ take their plane's depth, others keep theirs."""
 import pytest
 import torch
 
-from recon_ros.core.plane_fill import (
-    fit_planes,
-    fit_planes_reference,
-    pixel_rays,
-    plane_depth,
-    plane_fill,
-)
+from recon_ros.core.camera import pixel_rays
+from recon_ros.core.plane_fill import fit_planes, fit_planes_reference, plane_depth, plane_fill
 
 K = torch.tensor([[60.0, 0, 39.5], [0, 60.0, 29.5], [0, 0, 1]])
 FLOOR, WALL, TABLE = 0, 1, 3
