@@ -320,7 +320,8 @@ NODE_PARAMS = (
         "weights_path",
         "",
         "Atlas checkpoint of the 'atlas' pipeline (.pt, loaded with weights_only=True); empty: "
-        "the weights shipped with the package.",
+        "trained weights shipped with the package (none yet: the 'atlas' pipeline then needs "
+        "this set).",
     ),
     Param(
         "depth_weights_path",

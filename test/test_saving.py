@@ -181,3 +181,22 @@ def test_mapping_pipeline_counts_hands_over_saves_and_loads(tmp_path):
     assert pipeline.reconstructor.map.num_chunks == 0 and pipeline.counts()[0] == 4
     folder, chunks = pipeline.load(tmp_path, "room")
     assert folder == saved.map_path and chunks == pipeline.reconstructor.map.num_chunks > 0
+
+
+def test_untrained_atlas_weights_are_never_a_default():
+    """The atlas pipeline without weights_path refuses to start while no trained Atlas weights
+    ship (the plumbing checkpoint only runs when named, with a loud warning)."""
+    import pytest
+
+    from recon_ros import parameters
+    from recon_ros.reconstruction import build_reconstructor
+    from recon_ros.weights import WEIGHTS_DIR
+
+    base = {"device": "cpu", "pipeline": "atlas", "window_dims": [32, 32, 32]}
+    if not (WEIGHTS_DIR / "atlas_default.pt").is_file():
+        with pytest.raises(FileNotFoundError, match="weights_path"):
+            build_reconstructor(parameters.resolve(base))
+    named = parameters.resolve({**base, "weights_path": str(WEIGHTS_DIR / "atlas_untrained.pt")})
+    _, description, warnings = build_reconstructor(named)
+    assert "atlas_untrained.pt" in description
+    assert any("UNTRAINED" in w for w in warnings)

@@ -5,18 +5,23 @@ from pathlib import Path
 
 WEIGHTS_DIR = Path(__file__).resolve().parent
 
-#: In order of preference: trained weights once they exist, else the labelled plumbing checkpoint.
-ATLAS_CANDIDATES = ("atlas_default.pt", "atlas_untrained.pt")
+#: Trained Atlas weights, once they exist. The labelled plumbing checkpoint
+#: (``atlas_untrained.pt``) is never a default: it is loaded only when named.
+ATLAS_CANDIDATES = ("atlas_default.pt",)
 
 
 def default_atlas_weights() -> Path:
-    """The Atlas checkpoint atlas_node and the replay load when none is given."""
+    """The Atlas checkpoint atlas_node and the replay load for the ``atlas`` pipeline when none
+    is given; raises FileNotFoundError (the node refuses to start, saying why) while no trained
+    weights ship."""
     for name in ATLAS_CANDIDATES:
         path = WEIGHTS_DIR / name
         if path.is_file():
             return path
     raise FileNotFoundError(
-        f"no Atlas weights in {WEIGHTS_DIR} (looked for {', '.join(ATLAS_CANDIDATES)})"
+        f"no trained Atlas weights ship in {WEIGHTS_DIR} (looked for {', '.join(ATLAS_CANDIDATES)})"
+        "; the 'atlas' pipeline needs weights_path (atlas_untrained.pt there is the untrained "
+        "plumbing checkpoint: its maps are noise). The default 'fusion' pipeline needs none."
     )
 
 
