@@ -199,15 +199,15 @@ class DepthFusionStage:
         network_image: torch.Tensor,
         network_camera: PinholeCamera,
     ) -> tuple[torch.Tensor, PinholeCamera]:
-        """The grey (1, H, W) image and camera of the fine sweep: the network's input, or the
+        """The colour (3, H, W) image and camera of the fine sweep: the network's input, or the
         camera's image (at most ``fine_max_width`` wide) where that is wider."""
         limit = self.stereo.fine_max_width
         if limit <= network_camera.width or camera.width <= network_camera.width:
-            return grey_image(network_image[None])[0], network_camera
+            return network_image, network_camera
         width = min(camera.width, limit)
         height = max(1, round(camera.height * width / camera.width))
-        full = resize_image_tensor(image_to_tensor(image, self.device), width, height)
-        return grey_image(full[None])[0], camera.resized(width, height)
+        colour = resize_image_tensor(image_to_tensor(image, self.device), width, height)
+        return colour, camera.resized(width, height)
 
     def _partners(
         self, K: np.ndarray, T_world_cam: np.ndarray, hw: tuple[int, int]
@@ -262,9 +262,9 @@ class DepthFusionStage:
         if self.net is not None:
             network_image, network_camera = self._network_view(image, camera)
             encoded = self.net.encode_view(network_image[None])
-            grey_fine = fine_camera = None
+            colour_fine = fine_camera = None
             if self.stereo.fine_sweep:
-                grey_fine, fine_camera = self._fine_view(
+                colour_fine, fine_camera = self._fine_view(
                     image, camera, network_image, network_camera
                 )
             keyframe = _Keyframe(
@@ -272,7 +272,7 @@ class DepthFusionStage:
                 encoded.grey[0],
                 network_camera.K,
                 np.array(T_world_cam),
-                grey_full=grey_fine,
+                grey_full=grey_image(colour_fine[None])[0] if colour_fine is not None else None,
                 K_fine=fine_camera.K if fine_camera is not None else None,
             )
         if use_sensor:
@@ -347,11 +347,13 @@ class DepthFusionStage:
                 scale = (self.stereo.near_weighting_depth / predicted.clamp(min=1e-3)) ** 2
                 confidence = confidence * scale.clamp(max=1.0)
             labels = labels_logits.argmax(dim=0)
-            # colour at the depth's size, from the camera's image where that is finer
-            source = network_image
-            if depth_camera_out.width > network_camera.width:
-                source = image_to_tensor(image, self.device)
-            rgb = resize_image_tensor(source, depth_camera_out.width, depth_camera_out.height)
+            # colour at the depth's size: the fine sweep's own image, else the network's input
+            if depth_camera_out is fine_camera:
+                rgb = colour_fine
+            else:
+                rgb = resize_image_tensor(
+                    network_image, depth_camera_out.width, depth_camera_out.height
+                )
             keyframe.depth, keyframe.K_depth = predicted, depth_camera_out.K
             result = DepthResult(
                 "mvs",
