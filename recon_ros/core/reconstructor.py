@@ -675,20 +675,11 @@ class AtlasReconstructor:
         if not isinstance(stamp, (int, float)) or not math.isfinite(stamp):
             raise ValueError(f"stamp: must be a finite number of seconds, got {stamp!r}")
         camera = PinholeCamera.from_matrix(K, image.shape[1], image.shape[0])
-        depth_camera = None
-        if depth is not None:
-            depth = np.asarray(depth)
-            if depth.ndim != 2 or depth.size == 0:
-                raise ValueError(f"depth: expected (H, W) float metres, got {depth.shape}")
-            if K_depth is None and depth.shape != image.shape[:2]:
-                raise ValueError(
-                    f"depth: {depth.shape[1]}x{depth.shape[0]} px differs from the image's "
-                    f"{image.shape[1]}x{image.shape[0]}; give K_depth for unregistered depth"
-                )
+        depth_camera = None  # registered depth: integrate_view takes the image's camera
+        if depth is not None and K_depth is not None and np.ndim(depth) == 2 and np.size(depth):
+            height, width = np.shape(depth)
             depth_camera = PinholeCamera.from_matrix(
-                K if K_depth is None else validate_intrinsics(K_depth, "K_depth"),
-                depth.shape[1],
-                depth.shape[0],
+                validate_intrinsics(K_depth, "K_depth"), width, height
             )
         return self.integrate_view(
             image, camera, T_world_cam, round(stamp * 1e9), depth, depth_camera, T_cam_depth
