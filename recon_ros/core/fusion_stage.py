@@ -30,6 +30,7 @@ from recon_ros.core.camera import (
 from recon_ros.core.classes import IGNORE_LABEL
 from recon_ros.core.depth_net import MVSDepthNet, grey_image
 from recon_ros.core.fine_sweep import fine_sweep
+from recon_ros.core.floor_labels import withdraw_floor_above_plane
 from recon_ros.core.geometry import invert_pose
 from recon_ros.core.partners import select_stereo_partners
 from recon_ros.core.plane_fill import PLANAR_CLASS_NAMES, plane_fill
@@ -71,6 +72,12 @@ class StereoSettings:
     plane_fill_max_change: float = 0.2
     #: The planes' support: refined pixels of at least this peak NCC (the others are filled).
     plane_fill_min_ncc: float = 0.7
+    #: Walls also take planes through their feet: their boundary with the floor's (and the
+    #: ceiling's) plane, standing upright on it (``core.plane_fill.wall_feet``).
+    plane_fill_wall_feet: bool = False
+    #: > 0: with the plane fill, pixels labelled floor more than this many metres above the
+    #: keyframe's floor plane take their next class (``core.floor_labels``).
+    floor_label_max_height: float = 0.0
 
 
 @dataclass
@@ -333,12 +340,16 @@ class DepthFusionStage:
                         torch.as_tensor(fine_camera.K, dtype=predicted.dtype),
                         self._planar_classes(),
                         max_change=self.stereo.plane_fill_max_change,
+                        **self._wall_feet_classes(),
                     )
                     predicted = filled.depth
                     confidence = torch.where(
                         filled.filled, confidence.clamp(min=self.stereo.min_confidence), confidence
                     )
                     refined = refined | filled.filled
+                    labels_logits = self._floor_labels(
+                        labels_logits, predicted, fine_camera.K, filled.planes_of
+                    )
                     self.last_plane_fill_ms = (time.perf_counter() - started) * 1e3
             predicted[(confidence < self.stereo.min_confidence) & ~refined] = 0.0
             predicted = self._consistent(predicted, depth_camera_out.K, T_world_ref, partners)
@@ -372,6 +383,29 @@ class DepthFusionStage:
     def _planar_classes(self) -> tuple[int, ...]:
         names = list(self.net.config.class_names)
         return tuple(names.index(n) for n in PLANAR_CLASS_NAMES if n in names)
+
+    def _floor_labels(self, logits, depth, K, planes_of: dict) -> torch.Tensor:
+        """``withdraw_floor_above_plane`` with the keyframe's best floor plane, when the
+        setting is on and a floor plane was found."""
+        names = list(self.net.config.class_names)
+        height = self.stereo.floor_label_max_height
+        if height <= 0 or "floor" not in names:
+            return logits
+        floor = names.index("floor")
+        if len(planes_of.get(floor, ())) == 0:
+            return logits
+        return withdraw_floor_above_plane(
+            logits, depth, torch.as_tensor(K, dtype=depth.dtype), planes_of[floor][0], floor, height
+        )
+
+    def _wall_feet_classes(self) -> dict:
+        """``plane_fill``'s wall and base classes (none when the setting is off or the network
+        has no wall class)."""
+        names = list(self.net.config.class_names)
+        if not self.stereo.plane_fill_wall_feet or "wall" not in names:
+            return {}
+        bases = tuple(names.index(n) for n in ("floor", "ceiling") if n in names)
+        return {"wall_class": names.index("wall"), "base_classes": bases}
 
     def _fine_sweep(
         self,
