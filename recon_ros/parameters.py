@@ -205,6 +205,20 @@ CORE_PARAMS = (
         "within 20 % of the network's estimate.",
     ),
     Param(
+        "stereo_wall_feet",
+        True,
+        "With the plane fill: walls also take upright planes through the line where they meet "
+        "the floor's (or the ceiling's) plane, for plain walls with no texture of their own.",
+    ),
+    Param(
+        "stereo_floor_label_height_m",
+        0.2,
+        "With the plane fill: pixels the network labels floor that lie more than this high "
+        "above the keyframe's floor plane take their next most likely class (table tops and "
+        "chair seats called floor); 0: off.",
+        (0.0, 5.0),
+    ),
+    Param(
         "mesh_min_weight",
         1,
         "Voxels observed with less weight (fusion: summed depth confidence) stay out of the mesh.",
@@ -219,8 +233,10 @@ CORE_PARAMS = (
     ),
     Param(
         "window_dims",
-        [160, 160, 80],
-        "Rolling window size in voxels along world x, y, z; multiples of chunk_size and of 8.",
+        [160, 160, 96],
+        "Rolling window size in voxels along world x, y, z (the last: vertical); multiples of "
+        "chunk_size and of 8. 96 x 4 cm reaches at least 3.1 m above the floor wherever the "
+        "chunk lattice puts the window's floor side.",
     ),
     Param(
         "chunk_size",
@@ -300,6 +316,8 @@ CONFIG_KEYS = {
     "stereo_fine_min_ncc": "stereo_fine_min_ncc",
     "stereo_fine_max_width": "stereo_fine_max_width",
     "stereo_plane_fill": "stereo_plane_fill",
+    "stereo_wall_feet": "stereo_wall_feet",
+    "stereo_floor_label_height_m": "stereo_floor_label_height_m",
     "mesh_min_weight": "mesh_min_weight",
     "voxel_size_m": "voxel_size",
     "window_dims": "window_dims",
@@ -444,6 +462,33 @@ SUFFICIENCY_PARAMS = (
         (0.0, 10.0),
     ),
     Param("keyframe_min_rotation_deg", 15.0, "... or turned this many degrees.", (0.0, 180.0)),
+    Param(
+        "coverage_cell_size_m",
+        0.2,
+        "Coverage layer: each estimate's counts go into world cells of this size through the "
+        "reference's plane-sweep depth, and ~/coverage shows each cell's best count (red: no "
+        "partner saw it, green: all m did); 0: off.",
+        (0.0, 5.0),
+    ),
+    Param(
+        "coverage_max_depth_m",
+        6.0,
+        "Coverage layer: reference pixels deeper than this (poor sweep depth) are left out.",
+        (0.1, 100.0),
+    ),
+    Param(
+        "coverage_max_cells",
+        200000,
+        "Coverage layer memory bound; beyond it the cells farthest from the camera go first.",
+        (1, 100000000),
+    ),
+    Param(
+        "coverage_chunk_size_m",
+        1.0,
+        "Coverage layer: /diagnostics lists the chunks of this size with the most cells not "
+        "covered.",
+        (0.1, 100.0),
+    ),
 )
 
 

@@ -42,6 +42,21 @@ SEMANTIC_CLOUD_DTYPE = np.dtype(
 )
 
 
+#: Layout of the coverage cloud (sufficiency_node ``~/coverage``): a cell centre, its colour,
+#: the best conjugate-pair count any estimate gave it and how many estimates reached it.
+COVERAGE_CLOUD_DTYPE = np.dtype(
+    [
+        ("x", np.float32),
+        ("y", np.float32),
+        ("z", np.float32),
+        ("rgb", np.float32),
+        ("count", np.uint16),
+        ("estimates", np.uint16),
+    ],
+    align=True,
+)
+
+
 def pack_rgb(rgb: np.ndarray) -> np.ndarray:
     """``(N, 3)`` uint8 colours to RViz's packed float32 ``rgb`` field ``(N,)``."""
     rgb = np.asarray(rgb, dtype=np.uint32)
@@ -67,6 +82,21 @@ def semantic_points_to_array(xyz, rgb, label, confidence) -> np.ndarray:
     points["rgb"] = pack_rgb(np.asarray(rgb).reshape(-1, 3))
     points["label"] = np.asarray(label, dtype=np.uint16)
     points["confidence"] = np.asarray(confidence, dtype=np.float32)
+    return points
+
+
+def coverage_points_to_array(xyz, rgb, count, estimates) -> np.ndarray:
+    """Pack coverage cells into a structured array of ``COVERAGE_CLOUD_DTYPE``."""
+    xyz = np.asarray(xyz, dtype=np.float32).reshape(-1, 3)
+    n = xyz.shape[0]
+    for name, values in (("rgb", rgb), ("count", count), ("estimates", estimates)):
+        if len(values) != n:
+            raise ValueError(f"{name} has {len(values)} entries for {n} points")
+    points = np.zeros(n, dtype=COVERAGE_CLOUD_DTYPE)
+    points["x"], points["y"], points["z"] = xyz[:, 0], xyz[:, 1], xyz[:, 2]
+    points["rgb"] = pack_rgb(np.asarray(rgb).reshape(-1, 3))
+    points["count"] = np.asarray(count, dtype=np.uint16)
+    points["estimates"] = np.minimum(np.asarray(estimates), np.iinfo(np.uint16).max)
     return points
 
 

@@ -9,7 +9,14 @@ same code. Outputs:
   the reference image's header and the partners' stamps;
 - ``~/count_image`` (sensor_msgs/Image rgb8): the count map colour-mapped (red: no partner sees
   the pixel, green: all m do), at the reference image's size and frame, for RViz;
-- ``~/counts`` (sensor_msgs/Image mono8): the raw counts 0..m.
+- ``~/counts`` (sensor_msgs/Image mono8): the raw counts 0..m;
+- ``~/coverage`` (sensor_msgs/PointCloud2, transient local, in the world frame): the coverage
+  layer (``core.coverage``), where the estimates put their counts in the world through the
+  reference's plane-sweep depth: one point per cell of ``coverage_cell_size_m``, coloured by the
+  best count any estimate gave it (red: no partner saw it; green: all m did), with fields
+  ``count`` and ``estimates``: the surfaces still red need more views;
+- ``/diagnostics``: the layer's summary (cells, share covered, the chunks with most cells not
+  covered).
 """
 
 from __future__ import annotations
@@ -70,6 +77,25 @@ class SufficiencyNode(Node):
         self._result_pub = self.create_publisher(FrameSufficiency, "~/sufficiency", LATCHED_QOS)
         self._color_pub = self.create_publisher(Image, "~/count_image", LATCHED_QOS)
         self._counts_pub = self.create_publisher(Image, "~/counts", LATCHED_QOS)
+        self._world_frame = inputs.world_frame
+        self._coverage = None
+        if params["coverage_cell_size_m"] > 0:
+            from diagnostic_msgs.msg import DiagnosticArray
+            from sensor_msgs.msg import PointCloud2
+
+            from recon_ros.core.coverage import CoverageGrid
+
+            self._coverage = CoverageGrid(
+                params["coverage_cell_size_m"],
+                self._estimator.m,
+                self._estimator.k,
+                max_cells=params["coverage_max_cells"],
+            )
+            self._estimator.keep_depth = True
+            self._coverage_max_depth = params["coverage_max_depth_m"]
+            self._coverage_chunk = params["coverage_chunk_size_m"]
+            self._coverage_pub = self.create_publisher(PointCloud2, "~/coverage", LATCHED_QOS)
+            self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.estimates = 0
         self._stop = threading.Event()
         self._worker_restarts = 0
@@ -108,6 +134,8 @@ class SufficiencyNode(Node):
                 )
                 if result is not None and not self._stop.is_set():
                     self._publish(result)
+                    if self._coverage is not None:
+                        self._publish_coverage(result)
             except Exception as error:  # one bad frame must never stop the estimates
                 if not isinstance(error, ValueError) and (
                     self._stop.is_set() or not self.context.ok()
@@ -141,6 +169,59 @@ class SufficiencyNode(Node):
             )
         )
         self.estimates += 1
+
+    def _publish_coverage(self, result) -> None:
+        """Put the estimate's counts into the coverage grid; publish the grid and its summary."""
+        from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+
+        from recon_ros.io.pointcloud_conversions import (
+            array_to_pointcloud2,
+            coverage_points_to_array,
+        )
+        from recon_ros.sufficiency.intrinsics import resize_nearest
+
+        if result.depth is None:
+            return
+        counts = resize_nearest(result.counts, result.depth.shape)
+        self._coverage.add(
+            counts, result.depth, result.depth_K, result.T_world_cam, self._coverage_max_depth
+        )
+        cells = self._coverage.cells()
+        colours = self._palette[np.minimum(cells.best, result.m)]
+        stamp = result.reference_stamp.stamp
+        self._coverage_pub.publish(
+            array_to_pointcloud2(
+                coverage_points_to_array(cells.centres, colours, cells.best, cells.hits),
+                stamp,
+                self._world_frame,
+            )
+        )
+        covered = self._coverage.covered()
+        chunks = self._coverage.chunk_summary(self._coverage_chunk)
+        lacking = sorted((c for c in chunks if c[2] > 0), key=lambda c: -c[2])
+        share = float(covered.mean()) if len(covered) else 0.0
+        values = {
+            "cells": len(covered),
+            "cells_covered_share": f"{share:.3f}",
+            "chunks": len(chunks),
+            "chunks_needing_views": len(lacking),
+        }
+        for rank, (index, total, short) in enumerate(lacking[:5]):
+            centre = ", ".join(f"{(i + 0.5) * self._coverage_chunk:.1f}" for i in index)
+            values[f"needs_views_{rank + 1}"] = f"({centre}) m: {short} of {total} cells"
+        entry = DiagnosticStatus(
+            level=DiagnosticStatus.OK,
+            name=f"{self.get_fully_qualified_name()}: coverage",
+            message=(
+                f"{100 * share:.0f} % of {len(covered)} cells seen by at least k = "
+                f"{self._estimator.k} partners; {len(lacking)} chunks need more views"
+            ),
+            hardware_id="recon_ros",
+            values=[KeyValue(key=k, value=str(v)) for k, v in values.items()],
+        )
+        array = DiagnosticArray(status=[entry])
+        array.header.stamp = self.get_clock().now().to_msg()
+        self._diagnostics_pub.publish(array)
 
     def destroy_node(self):
         # Also called on a node whose start failed half way (rclpy destroys it at shutdown).

@@ -40,7 +40,7 @@ from recon_ros.sufficiency.frustum import frustum_channels
 from recon_ros.sufficiency.intrinsics import check_intrinsics, resize_intrinsics, resize_nearest
 from recon_ros.sufficiency.linknet import LinkNet
 from recon_ros.sufficiency.preprocess import network_input, resize_rgb, uses_frustum, uses_stereo
-from recon_ros.sufficiency.stereo import stereo_channels
+from recon_ros.sufficiency.stereo import stereo_codes, stereo_sweep
 
 
 @dataclass
@@ -69,6 +69,10 @@ class SufficiencyResult:
     partner_stamps: list[Any]
     partner_overlaps: list[float]
     reference_size: tuple[int, int]
+    T_world_cam: np.ndarray | None = None  # (4, 4) the reference's pose
+    #: (h, w) metres, the reference's plane-sweep depth (inf: none), with ``keep_depth``
+    depth: np.ndarray | None = None
+    depth_K: np.ndarray | None = None  # noqa: N815 (K, as everywhere) (3, 3) intrinsics of ``depth``
     timings_ms: dict[str, float] = field(default_factory=dict)
 
     def counts_at(self, hw: tuple[int, int]) -> np.ndarray:
@@ -96,6 +100,9 @@ class SufficiencyEstimator:
             moved at least ``min_translation`` metres or turned at least ``min_rotation_deg``
             from the newest keyframe; a threshold of 0 disables its criterion, both 0 (default)
             keep every frame. Set them when feeding raw frames rather than keyframes.
+        keep_depth: every result carries the reference's plane-sweep depth (``depth``,
+            ``depth_K``; ``stereo.stereo_sweep``), as the coverage grid needs; the sweep then
+            runs even for a network that does not read it.
     """
 
     def __init__(
@@ -112,6 +119,7 @@ class SufficiencyEstimator:
         min_overlap: float = 0.05,
         min_translation: float = 0.0,
         min_rotation_deg: float = 0.0,
+        keep_depth: bool = False,
     ):
         if not isinstance(model, LinkNet):
             raise ValueError(f"model must be a LinkNet, got {type(model).__name__}")
@@ -134,6 +142,7 @@ class SufficiencyEstimator:
         self.min_overlap = min_overlap
         self.min_translation = min_translation
         self.min_rotation_deg = min_rotation_deg
+        self.keep_depth = bool(keep_depth)
         self.keyframes: collections.deque[Keyframe] = collections.deque(maxlen=window)
         self.reason = "no keyframes yet"
 
@@ -248,13 +257,16 @@ class SufficiencyEstimator:
                 [self.input_size] * self.m,
             )
             extras.append(torch.from_numpy(codes)[None].to(self.device))
-        if uses_stereo(self.model.inputs):
-            codes = stereo_channels(
+        sweep_depth = sweep_K = None
+        if uses_stereo(self.model.inputs) or self.keep_depth:
+            sweep_depth, costs, sweep_K = stereo_sweep(
                 np.stack([f.image for f in frames]),
                 np.stack([f.K for f in frames]),
                 np.stack([f.T_world_cam for f in frames]),
             )
-            extras.append(torch.from_numpy(codes)[None].to(self.device))
+            if uses_stereo(self.model.inputs):
+                codes = stereo_codes(sweep_depth, costs, self.input_size)
+                extras.append(torch.from_numpy(codes)[None].to(self.device))
         t1 = time.perf_counter()
         logits = self.model(network_input(stack.to(self.device), *extras))
         counts = logits.argmax(1)[0].to(torch.uint8).cpu().numpy()
@@ -274,6 +286,9 @@ class SufficiencyEstimator:
             partner_stamps=[self.keyframes[i].stamp for i in partners],
             partner_overlaps=overlaps,
             reference_size=ref.source_hw,
+            T_world_cam=ref.T_world_cam,
+            depth=sweep_depth if self.keep_depth else None,
+            depth_K=sweep_K if self.keep_depth else None,
             timings_ms={"select_ms": (t1 - t0) * 1e3, "network_ms": (t2 - t1) * 1e3},
         )
 

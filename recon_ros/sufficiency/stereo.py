@@ -208,6 +208,40 @@ def encode_cost(cost: np.ndarray) -> np.ndarray:
         return np.where(np.isposinf(cost), 1.0, cost / (cost + COST_SCALE))
 
 
+def stereo_sweep(
+    images: np.ndarray, Ks: np.ndarray, poses: np.ndarray, factor: int = SWEEP_FACTOR
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``plane_sweep`` on the images shrunk by ``factor`` (bilinear, antialiased).
+
+    Args:
+        images: (m + 1, H, W, 3) uint8 at the network size, reference first; Ks (m + 1, 3, 3)
+            their intrinsics; poses (m + 1, 4, 4).
+
+    Returns:
+        depth (h, w) of the reference (``inf`` where none was found), costs (m, h, w), and the
+        reference's intrinsics at that size (3, 3).
+    """
+    images, Ks, poses = _check(images, Ks, poses)
+    H, W = images.shape[1:3]
+    if factor < 1:
+        raise ValueError(f"factor must be >= 1, got {factor}")
+    hw = (max(H // factor, 1), max(W // factor, 1))
+    small = np.stack([resize_rgb(im, hw) for im in images])
+    Ks_small = np.stack([resize_intrinsics(K, (H, W), hw) for K in Ks])
+    depth, costs = plane_sweep(small, Ks_small, poses)
+    return depth, costs, Ks_small[0]
+
+
+def stereo_codes(depth: np.ndarray, costs: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """The codes of a ``stereo_sweep`` result (module docstring) at the network size ``hw``:
+    (m + 1, H, W) uint8."""
+    found = np.isfinite(depth)
+    depth_code = np.where(found, encode_depth(np.where(found, depth, 0.0)), 1.0)
+    codes = np.concatenate([depth_code[None], encode_cost(costs)])
+    codes = np.round(255.0 * codes).astype(np.uint8)
+    return np.ascontiguousarray(resize_nearest(codes.transpose(1, 2, 0), hw).transpose(2, 0, 1))
+
+
 def stereo_channels(
     images: np.ndarray, Ks: np.ndarray, poses: np.ndarray, factor: int = SWEEP_FACTOR
 ) -> np.ndarray:
@@ -221,16 +255,5 @@ def stereo_channels(
     Returns:
         (m + 1, H, W) uint8: channel 0 the depth code, ``1 + j`` partner ``j``'s cost code.
     """
-    images, Ks, poses = _check(images, Ks, poses)
-    H, W = images.shape[1:3]
-    if factor < 1:
-        raise ValueError(f"factor must be >= 1, got {factor}")
-    hw = (max(H // factor, 1), max(W // factor, 1))
-    small = np.stack([resize_rgb(im, hw) for im in images])
-    Ks_small = np.stack([resize_intrinsics(K, (H, W), hw) for K in Ks])
-    depth, costs = plane_sweep(small, Ks_small, poses)
-    found = np.isfinite(depth)
-    depth_code = np.where(found, encode_depth(np.where(found, depth, 0.0)), 1.0)
-    codes = np.concatenate([depth_code[None], encode_cost(costs)])
-    codes = np.round(255.0 * codes).astype(np.uint8)
-    return np.ascontiguousarray(resize_nearest(codes.transpose(1, 2, 0), (H, W)).transpose(2, 0, 1))
+    depth, costs, _ = stereo_sweep(images, Ks, poses, factor)
+    return stereo_codes(depth, costs, np.asarray(images).shape[1:3])

@@ -1,17 +1,21 @@
 """sufficiency_node end to end over DDS: the demo bag played live; the sufficiency message and the
-count images arrive with the stamps and frames of reference images from the bag."""
+count images arrive with the stamps and frames of reference images from the bag, and the coverage
+layer puts the counts in the world."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from recon_ros.msg import FrameSufficiency
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import Image, PointCloud2
 
 from recon_ros.apps.demo import default_demo_bag
 from recon_ros.io import image_conversions, transform_conversions
 from recon_ros.io.bagfile import BagReader
+from recon_ros.io.pointcloud_conversions import pointcloud2_to_array, unpack_rgb
+from recon_ros.ros.sufficiency_node import count_palette
 
 IMAGE_TOPIC = "/camera/color/image_raw"
 RELIABLE = QoSProfile(
@@ -34,6 +38,8 @@ def test_sufficiency_estimates_follow_reference_frames(ros_node, start_node):
     results = ros_node.collect(FrameSufficiency, "/sufficiency_node/sufficiency", RELIABLE)
     colored = ros_node.collect(Image, "/sufficiency_node/count_image", RELIABLE)
     raw = ros_node.collect(Image, "/sufficiency_node/counts", RELIABLE)
+    coverage = ros_node.collect(PointCloud2, "/sufficiency_node/coverage", RELIABLE)
+    diagnostics = ros_node.collect(DiagnosticArray, "/diagnostics", RELIABLE)
     player = start_node(
         "bag_player", {"bag": str(bag), "rate": 2.0, "wait_for_subscribers": [IMAGE_TOPIC]}
     )
@@ -71,4 +77,31 @@ def test_sufficiency_estimates_follow_reference_frames(ros_node, start_node):
         colored.last.encoding == "rgb8"
         and transform_conversions.stamp_to_ns(colored.last.header.stamp) in stamps
     )
+    # the coverage layer: one cloud per estimate, in the world frame, counts 0..m coloured by the
+    # node's palette, every cell reached by at least one estimate and at most by all of them
+    coverage.wait_for(
+        lambda m, all_: len(all_) >= len(results.messages), 30, "the coverage clouds", [node]
+    )
+    cloud = pointcloud2_to_array(coverage.last)
+    m = results.messages[0].m
+    assert coverage.last.header.frame_id == "world" and len(cloud) > 100
+    assert cloud["count"].max() <= m and len(np.unique(cloud["count"])) >= 2
+    np.testing.assert_array_equal(unpack_rgb(cloud["rgb"]), count_palette(m)[cloud["count"]])
+    assert cloud["estimates"].min() >= 1 and cloud["estimates"].max() <= len(coverage.messages)
+    sizes = [msg.width for msg in coverage.messages]
+    assert sizes == sorted(sizes)  # cells are only added (far below the cell bound)
+    # the cells lie in the room the bag's camera walked (within the sweep's 6 m of it)
+    xyz = np.stack([cloud["x"], cloud["y"], cloud["z"]], axis=1)
+    assert np.all(np.isfinite(xyz)) and np.abs(xyz).max() < 20.0
+    diagnostics.wait_for(
+        lambda m, all_: any(s.name.endswith(": coverage") for a in all_ for s in a.status),
+        30,
+        "the coverage summary on /diagnostics",
+        [node],
+    )
+    summary = next(
+        s for a in diagnostics.messages for s in a.status if s.name.endswith(": coverage")
+    )
+    values = {kv.key: kv.value for kv in summary.values}
+    assert int(values["cells"]) > 0 and 0.0 <= float(values["cells_covered_share"]) <= 1.0
     assert node.alive() and "Traceback" not in node.log()
