@@ -119,7 +119,8 @@ class CoverageGrid:
         """Put one estimate into the grid.
 
         Args:
-            counts: (H, W) int counts 0..m of the reference pixels (larger values are clipped).
+            counts: (H, W) int counts 0..m of the reference pixels (larger values, such as
+                ``IGNORE_LABEL``, mark pixels without a count and are left out).
             depth: (H, W) metres of the same pixels (0, negative, NaN or inf: no depth).
             K: (3, 3) intrinsics of ``depth``.
             T_world_cam: (4, 4) the reference camera's pose.
@@ -130,9 +131,9 @@ class CoverageGrid:
         """
         points, point_counts = _observation_points(counts, depth, K, T_world_cam, max_depth)
         index = np.floor(points / self.cell_size).astype(np.int64)
-        inside = np.all(np.abs(index) < _OFFSET, axis=1)
+        inside = np.all(np.abs(index) < _OFFSET, axis=1) & (point_counts <= self.m)
         keys = pack_cells(index[inside])
-        point_counts = np.minimum(point_counts[inside], self.m)
+        point_counts = point_counts[inside]
         if len(keys) == 0:
             return 0
         order = np.argsort(keys, kind="stable")
@@ -185,6 +186,50 @@ class CoverageGrid:
         ]
 
 
+def counts_for_depth(
+    counts: np.ndarray,
+    K_colour: np.ndarray,
+    depth: np.ndarray,
+    K_depth: np.ndarray,
+    T_colour_depth: np.ndarray,
+    ignore: int = 255,
+) -> np.ndarray:
+    """The colour image's counts at the pixels of a depth image taken from another optical
+    frame (an RGB-D camera whose depth is not registered to its colour): each depth pixel's
+    point, moved into the colour camera, takes the count of the colour pixel it falls on
+    (nearest); ``ignore`` where it has no depth or falls outside the colour image.
+
+    Args:
+        counts: (H, W) counts of the colour image; K_colour (3, 3) its intrinsics.
+        depth: (Hd, Wd) metres; K_depth (3, 3) its intrinsics.
+        T_colour_depth: (4, 4) the depth optical frame in the colour optical frame.
+
+    Returns:
+        (Hd, Wd) uint8.
+    """
+    counts = np.asarray(counts)
+    depth = np.asarray(depth, dtype=np.float64)
+    if counts.ndim != 2 or depth.ndim != 2:
+        raise ValueError(f"counts, depth: expected (H, W) each, got {counts.shape}, {depth.shape}")
+    out = np.full(depth.shape, ignore, dtype=np.uint8)
+    points, _ = _observation_points(
+        np.zeros(depth.shape, np.int64), depth, K_depth, T_colour_depth, np.inf
+    )
+    valid = np.isfinite(depth) & (depth > 0)
+    z = points[:, 2]
+    front = z > 1e-6
+    zs = np.where(front, z, 1.0)
+    K_colour = np.asarray(K_colour, dtype=np.float64)
+    u = np.round(K_colour[0, 0] * points[:, 0] / zs + K_colour[0, 2]).astype(np.int64)
+    v = np.round(K_colour[1, 1] * points[:, 1] / zs + K_colour[1, 2]).astype(np.int64)
+    height, width = counts.shape
+    seen = front & (u >= 0) & (u < width) & (v >= 0) & (v < height)
+    picked = np.full(len(points), ignore, dtype=np.uint8)
+    picked[seen] = counts[v[seen], u[seen]]
+    out[valid] = picked
+    return out
+
+
 def coverage_cells_reference(
     observations: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]],
     cell_size: float,
@@ -204,7 +249,9 @@ def coverage_cells_reference(
                 ray = np.array([(u - K[0, 2]) / K[0, 0] * z, (v - K[1, 2]) / K[1, 1] * z, z])
                 point = T[:3, :3] @ ray + T[:3, 3]
                 cell = tuple(int(i) for i in np.floor(point / cell_size))
-                count = min(int(counts[v, u]), m)
+                count = int(counts[v, u])
+                if count > m:
+                    continue
                 reached[cell] = max(reached.get(cell, 0), count)
         for cell, count in reached.items():
             best, hits = cells.get(cell, (0, 0))

@@ -93,6 +93,7 @@ class SufficiencyNode(Node):
             )
             self._estimator.keep_depth = True
             self._coverage_max_depth = params["coverage_max_depth_m"]
+            self._coverage_source = ""
             self._coverage_chunk = params["coverage_chunk_size_m"]
             self._coverage_pub = self.create_publisher(PointCloud2, "~/coverage", LATCHED_QOS)
             self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -135,7 +136,7 @@ class SufficiencyNode(Node):
                 if result is not None and not self._stop.is_set():
                     self._publish(result)
                     if self._coverage is not None:
-                        self._publish_coverage(result)
+                        self._publish_coverage(result, frame)
             except Exception as error:  # one bad frame must never stop the estimates
                 if not isinstance(error, ValueError) and (
                     self._stop.is_set() or not self.context.ok()
@@ -170,22 +171,41 @@ class SufficiencyNode(Node):
         )
         self.estimates += 1
 
-    def _publish_coverage(self, result) -> None:
-        """Put the estimate's counts into the coverage grid; publish the grid and its summary."""
+    def _publish_coverage(self, result, frame) -> None:
+        """Put the estimate's counts into the coverage grid; publish the grid and its summary.
+        The counts go into the world through the frame's depth image when it has one registered
+        to it (an RGB-D camera, ``use_depth``), else through the estimator's plane sweep."""
         from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
+        from recon_ros.core.coverage import counts_for_depth
         from recon_ros.io.pointcloud_conversions import (
             array_to_pointcloud2,
             coverage_points_to_array,
         )
         from recon_ros.sufficiency.intrinsics import resize_nearest
 
-        if result.depth is None:
+        own = result.reference_stamp is frame.header  # the estimate is this frame's
+        source = "the depth image" if own and frame.depth is not None else "the plane sweep"
+        if source != self._coverage_source:
+            self._coverage_source = source
+            self.get_logger().info(f"coverage layer: counts put in the world through {source}")
+        if own and frame.depth is not None:
+            T_cam_depth = np.eye(4) if frame.T_cam_depth is None else frame.T_cam_depth
+            K_depth = (frame.depth_camera or frame.camera).K
+            counts = counts_for_depth(
+                result.counts_full(), frame.camera.K, frame.depth, K_depth, T_cam_depth
+            )
+            T_world_depth = np.asarray(result.T_world_cam) @ T_cam_depth
+            self._coverage.add(
+                counts, frame.depth, K_depth, T_world_depth, self._coverage_max_depth
+            )
+        elif result.depth is not None:
+            counts = resize_nearest(result.counts, result.depth.shape)
+            self._coverage.add(
+                counts, result.depth, result.depth_K, result.T_world_cam, self._coverage_max_depth
+            )
+        else:
             return
-        counts = resize_nearest(result.counts, result.depth.shape)
-        self._coverage.add(
-            counts, result.depth, result.depth_K, result.T_world_cam, self._coverage_max_depth
-        )
         cells = self._coverage.cells()
         colours = self._palette[np.minimum(cells.best, result.m)]
         stamp = result.reference_stamp.stamp

@@ -6,6 +6,7 @@ import pytest
 
 from recon_ros.core.coverage import (
     CoverageGrid,
+    counts_for_depth,
     coverage_cells_reference,
     pack_cells,
     unpack_cells,
@@ -108,3 +109,26 @@ def test_packing_round_trips_and_inputs_are_checked():
     with pytest.raises(ValueError, match="sufficient_count"):
         CoverageGrid(cell_size=0.2, m=4, sufficient_count=5)
     assert grid.add(np.zeros((H, W)), np.zeros((H, W)), K, np.eye(4)) == 0 and len(grid) == 0
+
+
+def test_counts_reach_a_depth_image_from_another_optical_frame():
+    """A depth camera 5 cm to the right of the colour camera, same intrinsics: each depth pixel
+    takes the count of the colour pixel its point falls on; pixels whose points fall outside
+    the colour image, or have no depth, take the ignore value, which ``add`` leaves out."""
+    counts = np.tile(np.arange(W) % 5, (H, 1)).astype(np.uint8)  # count = column % 5
+    depth = np.full((H, W), 2.0)
+    depth[0, 0] = 0.0
+    T_colour_depth = np.eye(4)
+    T_colour_depth[0, 3] = 0.05
+    moved = counts_for_depth(counts, K, depth, K, T_colour_depth)
+    shift = round(K[0, 0] * 0.05 / 2.0)  # 0.75 px -> 1 column
+    assert moved[0, 0] == 255
+    assert np.array_equal(moved[1:, : W - shift], counts[1:, shift:])
+    assert np.all(moved[:, W - shift :] == 255)
+    # registered depth (identity): the counts as they are
+    assert np.array_equal(counts_for_depth(counts, K, depth, K, np.eye(4))[1:], counts[1:])
+    grid = CoverageGrid(cell_size=0.5, m=4, sufficient_count=2)
+    grid.add(moved, depth, K, T_colour_depth)
+    reference = coverage_cells_reference([(moved, depth, K, T_colour_depth)], 0.5, 4)
+    assert len(grid) == len(reference) > 0
+    assert all(reference[tuple(int(i) for i in c)][0] <= 4 for c in unpack_cells(grid.cells().keys))
