@@ -1,0 +1,157 @@
+"""IF-Net (Chibane et al. 2020, as the seed paper uses it, section 2.3): a 3D convolutional
+encoder turns the voxelised input into feature grids at several scales; the occupancy of a
+query point is decoded by an MLP from the features sampled at the point and at its six
+neighbours at distance ``d`` along the axes.
+
+``SingleViewIFNet`` chains the depth U-Net, back-projection, the differentiable voxeliser and
+the IF-Net: one RGB image and its intrinsics in, occupancy logits of query points out.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F  # noqa: N812 (the usual torch name)
+from torch import nn
+
+from recon_ros.ifnet.depth_unet import DepthUNet
+from recon_ros.ifnet.frustum_grid import FrustumGrid, backproject_depth
+from recon_ros.ifnet.voxelise import DifferentiableVoxeliser
+
+
+def neighbour_offsets(distance: float) -> torch.Tensor:
+    """(7, 3) offsets in grid coordinates: the point itself, then +-``distance`` along x, y, z."""
+    offsets = [[0.0, 0.0, 0.0]]
+    for axis in range(3):
+        for sign in (1.0, -1.0):
+            offset = [0.0, 0.0, 0.0]
+            offset[axis] = sign * distance
+            offsets.append(offset)
+    return torch.tensor(offsets)
+
+
+class IFNet(nn.Module):
+    """(B, 1, D, H, W) occupancy grid + (B, P, 3) query grid coordinates -> (B, P) logits.
+
+    Args:
+        channels: feature channels of the encoder's stages (each after a 2x downscale but the
+            first); the input grid itself is the zeroth feature grid, as in IF-Net.
+        hidden: width of the decoder MLP.
+        distance: neighbour distance ``d`` in voxels of the input grid.
+    """
+
+    def __init__(
+        self,
+        channels: tuple[int, ...] = (16, 32, 64, 64),
+        hidden: int = 128,
+        distance: float = 1.0,
+    ):
+        super().__init__()
+        if not channels or min(channels) < 1 or hidden < 1 or not distance > 0:
+            raise ValueError("IFNet: need channels >= 1, hidden >= 1, distance > 0")
+        self.stages = nn.ModuleList()
+        previous = 1
+        for width in channels:
+            self.stages.append(
+                nn.Sequential(
+                    nn.Conv3d(previous, width, 3, padding=1),
+                    nn.ReLU(inplace=True),
+                    nn.Conv3d(width, width, 3, padding=1),
+                    nn.ReLU(inplace=True),
+                    nn.BatchNorm3d(width),
+                )
+            )
+            previous = width
+        features = (1 + sum(channels)) * 7
+        self.decoder = nn.Sequential(
+            nn.Conv1d(features, hidden, 1),
+            nn.ReLU(inplace=True),
+            nn.Conv1d(hidden, hidden, 1),
+            nn.ReLU(inplace=True),
+            nn.Conv1d(hidden, 1, 1),
+        )
+        self.register_buffer("offsets", neighbour_offsets(distance), persistent=False)
+
+    def encode(self, grid: torch.Tensor) -> list[torch.Tensor]:
+        """The feature grids (input first), each (B, C_k, D_k, H_k, W_k)."""
+        if grid.ndim != 5 or grid.shape[1] != 1:
+            raise ValueError(f"grid: expected (B, 1, D, H, W), got {tuple(grid.shape)}")
+        features = [grid]
+        x = grid
+        for index, stage in enumerate(self.stages):
+            if index > 0:
+                x = F.max_pool3d(x, 2, ceil_mode=True)
+            x = stage(x)
+            features.append(x)
+        return features
+
+    def decode(
+        self, features: list[torch.Tensor], queries: torch.Tensor, dims: tuple[int, int, int]
+    ) -> torch.Tensor:
+        """(B, P) logits of (B, P, 3) query grid coordinates of a grid of ``dims``."""
+        if queries.ndim != 3 or queries.shape[-1] != 3:
+            raise ValueError(f"queries: expected (B, P, 3), got {tuple(queries.shape)}")
+        depth, height, width = dims
+        size = queries.new_tensor([width - 1, height - 1, depth - 1])
+        points = queries[:, :, None, :] + self.offsets.to(queries)  # (B, P, 7, 3)
+        normalised = 2.0 * points / size - 1.0
+        grid = normalised[:, None]  # (B, 1, P, 7, 3)
+        sampled = [
+            F.grid_sample(f, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
+            for f in features
+        ]  # each (B, C, 1, P, 7)
+        sampled = [s[:, :, 0] for s in sampled]
+        stacked = torch.cat(sampled, dim=1)  # (B, C_total, P, 7)
+        batch, channels, count, _ = stacked.shape
+        stacked = stacked.permute(0, 1, 3, 2).reshape(batch, channels * 7, count)
+        return self.decoder(stacked)[:, 0]
+
+    def forward(self, grid: torch.Tensor, queries: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(grid), queries, tuple(grid.shape[-3:]))
+
+
+class SingleViewIFNet(nn.Module):
+    """One RGB image in front of a ``FrustumGrid`` -> its depth and the occupancy of query points.
+
+    Args:
+        grid: the box reconstructed, in the camera frame.
+        depth_net, voxeliser, ifnet: the parts (defaults sized for a 2-core CPU).
+    """
+
+    def __init__(
+        self,
+        grid: FrustumGrid,
+        depth_net: DepthUNet | None = None,
+        voxeliser: DifferentiableVoxeliser | None = None,
+        ifnet: IFNet | None = None,
+    ):
+        super().__init__()
+        self.grid = grid
+        self.depth_net = depth_net or DepthUNet()
+        self.voxeliser = voxeliser or DifferentiableVoxeliser(grid.dims)
+        self.ifnet = ifnet or IFNet()
+        if tuple(self.voxeliser.dims) != tuple(grid.dims):
+            raise ValueError(f"voxeliser dims {self.voxeliser.dims} differ from the grid's")
+
+    def voxelise_depth(self, depth: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
+        """(B, H, W) depth + (B, 3, 3) intrinsics -> (B, 1, D, H', W') occupancy input."""
+        points, valid = backproject_depth(depth, K)
+        return self.voxeliser(self.grid.to_grid(points), valid)
+
+    def forward(
+        self,
+        images: torch.Tensor,
+        K: torch.Tensor,
+        queries: torch.Tensor,
+        depth: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """images (B, 3, H, W) in [0, 1], K (B, 3, 3) of the images, queries (B, P, 3) camera-frame
+        points; ``depth`` (B, H, W) replaces the predicted depth (the paper's "viability" row).
+
+        Returns:
+            depth (B, H, W) as voxelised, and occupancy logits (B, P).
+        """
+        if depth is None:
+            depth = self.depth_net(images)
+        occupancy = self.voxelise_depth(depth, K)
+        logits = self.ifnet(occupancy, self.grid.to_grid(queries))
+        return depth, logits
