@@ -41,10 +41,12 @@ TRAINERS = {
     "sufficiency": "recon_ros.sufficiency.train",
     "depth": "recon_ros.depth.train",
     "refiner": "recon_ros.refine.train",
+    "ifnet": "recon_ros.ifnet.train",
 }
 EVALUATORS = {
     "atlas": "recon_ros.training.atlas_evaluate",
     "sufficiency": "recon_ros.sufficiency.evaluate",
+    "ifnet": "recon_ros.ifnet.train",
 }
 
 

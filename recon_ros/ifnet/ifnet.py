@@ -9,6 +9,8 @@ the IF-Net: one RGB image and its intrinsics in, occupancy logits of query point
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+
 import torch
 import torch.nn.functional as F  # noqa: N812 (the usual torch name)
 from torch import nn
@@ -109,28 +111,77 @@ class IFNet(nn.Module):
         return self.decode(self.encode(grid), queries, tuple(grid.shape[-3:]))
 
 
-class SingleViewIFNet(nn.Module):
-    """One RGB image in front of a ``FrustumGrid`` -> its depth and the occupancy of query points.
+@dataclass
+class SingleViewConfig:
+    """Architecture of ``SingleViewIFNet`` (what a checkpoint needs to rebuild it).
 
-    Args:
-        grid: the box reconstructed, in the camera frame.
-        depth_net, voxeliser, ifnet: the parts (defaults sized for a 2-core CPU).
+    Attributes:
+        grid_dims, voxel_size, near: the ``FrustumGrid.in_front`` reconstructed.
+        image_size: the input (width, height), multiples of 2^unet_levels.
+        unet_levels, unet_channels, unet_max_channels, min_depth, max_depth: ``DepthUNet``.
+        sigma, kernel_size: ``DifferentiableVoxeliser``.
+        ifnet_channels, ifnet_hidden, ifnet_distance: ``IFNet``.
     """
 
-    def __init__(
-        self,
-        grid: FrustumGrid,
-        depth_net: DepthUNet | None = None,
-        voxeliser: DifferentiableVoxeliser | None = None,
-        ifnet: IFNet | None = None,
-    ):
+    grid_dims: tuple[int, int, int] = (40, 32, 32)
+    voxel_size: float = 0.1
+    near: float = 0.3
+    image_size: tuple[int, int] = (128, 96)
+    unet_levels: int = 5
+    unet_channels: int = 16
+    unet_max_channels: int = 128
+    min_depth: float = 0.2
+    max_depth: float = 8.0
+    sigma: float = 1.0
+    kernel_size: int = 3
+    ifnet_channels: tuple[int, ...] = (16, 32, 64, 64)
+    ifnet_hidden: int = 128
+    ifnet_distance: float = 1.0
+
+    def __post_init__(self) -> None:
+        self.grid_dims = tuple(int(d) for d in self.grid_dims)
+        self.image_size = tuple(int(d) for d in self.image_size)
+        self.ifnet_channels = tuple(int(c) for c in self.ifnet_channels)
+        multiple = 2**self.unet_levels
+        if len(self.image_size) != 2 or any(d % multiple for d in self.image_size):
+            raise ValueError(
+                f"image_size: expected (width, height), multiples of {multiple}, got "
+                f"{self.image_size}"
+            )
+
+    @property
+    def grid(self) -> FrustumGrid:
+        return FrustumGrid.in_front(self.grid_dims, self.voxel_size, self.near)
+
+    def to_dict(self) -> dict:
+        values = asdict(self)
+        for key in ("grid_dims", "image_size", "ifnet_channels"):
+            values[key] = list(values[key])
+        return values
+
+    @classmethod
+    def from_dict(cls, values: dict) -> SingleViewConfig:
+        known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+class SingleViewIFNet(nn.Module):
+    """One RGB image in front of a ``FrustumGrid`` -> its depth and the occupancy of query points
+    (parts and sizes from ``SingleViewConfig``)."""
+
+    def __init__(self, config: SingleViewConfig | None = None):
         super().__init__()
-        self.grid = grid
-        self.depth_net = depth_net or DepthUNet()
-        self.voxeliser = voxeliser or DifferentiableVoxeliser(grid.dims)
-        self.ifnet = ifnet or IFNet()
-        if tuple(self.voxeliser.dims) != tuple(grid.dims):
-            raise ValueError(f"voxeliser dims {self.voxeliser.dims} differ from the grid's")
+        self.config = config = config or SingleViewConfig()
+        self.grid = config.grid
+        self.depth_net = DepthUNet(
+            config.unet_levels,
+            config.unet_channels,
+            config.unet_max_channels,
+            config.min_depth,
+            config.max_depth,
+        )
+        self.voxeliser = DifferentiableVoxeliser(config.grid_dims, config.sigma, config.kernel_size)
+        self.ifnet = IFNet(config.ifnet_channels, config.ifnet_hidden, config.ifnet_distance)
 
     def voxelise_depth(self, depth: torch.Tensor, K: torch.Tensor) -> torch.Tensor:
         """(B, H, W) depth + (B, 3, 3) intrinsics -> (B, 1, D, H', W') occupancy input."""

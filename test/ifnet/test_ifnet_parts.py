@@ -5,9 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F  # noqa: N812 (the usual torch name)
 
-from recon_ros.ifnet.depth_unet import DepthUNet
 from recon_ros.ifnet.frustum_grid import FrustumGrid, backproject_depth
-from recon_ros.ifnet.ifnet import IFNet, SingleViewIFNet, neighbour_offsets
+from recon_ros.ifnet.ifnet import IFNet, SingleViewConfig, SingleViewIFNet, neighbour_offsets
 from recon_ros.ifnet.voxelise import (
     DifferentiableVoxeliser,
     splat_trilinear,
@@ -104,12 +103,12 @@ def _toy_batch(generator: torch.Generator):
 def test_a_few_training_steps_lower_the_loss():
     torch.manual_seed(0)
     generator = torch.Generator().manual_seed(0)
-    grid = FrustumGrid.in_front((16, 12, 12), 0.25, near=0.5)
-    model = SingleViewIFNet(
-        grid,
-        depth_net=DepthUNet(levels=3, base_channels=4, max_channels=8),
-        ifnet=IFNet(channels=(4, 8), hidden=16),
-    )
+    config = SingleViewConfig(
+        grid_dims=(16, 12, 12), voxel_size=0.25, near=0.5, image_size=(32, 32), unet_levels=3,
+        unet_channels=4, unet_max_channels=8, ifnet_channels=(4, 8), ifnet_hidden=16,
+    )  # fmt: skip
+    model = SingleViewIFNet(config)
+    assert SingleViewConfig.from_dict(config.to_dict()) == config
     optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
     fixed = _toy_batch(generator)
     losses = []

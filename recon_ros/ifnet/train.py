@@ -1,0 +1,268 @@
+"""``recon-ros train ifnet`` / ``recon-ros evaluate ifnet``: the single-image model's training
+regimes (the seed paper's Table 1 rows) and their evaluation.
+
+Data: ``recon-ros train ifnet --build-samples`` turns generated scene folders into samples
+(``ifnet.dataset.build_samples``), once, resumably; training then reads them.
+
+Regimes (``--regime``):
+
+- ``depth``: the depth U-Net alone, supervised by the frames' depth (L1 of log depth); the
+  checkpoint the ``pretrained`` regime starts from;
+- ``viability``: the IF-Net (and the voxeliser's sigma) on the voxelised ground-truth depth;
+- ``pretrained``: the IF-Net on the predictions of a frozen depth U-Net trained by ``depth``
+  (``--depth-init``);
+- ``end-to-end``: all parts from scratch through the differentiable voxeliser, occupancy loss
+  only, no depth supervision.
+
+Loss: binary cross-entropy of the query points' occupancy (``SingleViewSamples``). Resumable and
+time-boxed (``--minutes``); the best validation IoU is kept as ``best.pt``. Evaluation queries
+every voxel centre of the grid of each held-out sample and reports the paper's metrics
+(``ifnet.metrics``) in ``results.json``: ``iou``, ``chamfer_l2``, ``normal_consistency`` for the
+checkpoint's regime, and per regime under ``regimes`` when several checkpoints are given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F  # noqa: N812 (the usual torch name)
+
+from recon_ros.core.atomic_io import atomic_write_bytes
+from recon_ros.core.checkpoint import load_model, save_checkpoint
+from recon_ros.ifnet.dataset import SingleViewSamples, build_samples
+from recon_ros.ifnet.ifnet import SingleViewConfig, SingleViewIFNet
+from recon_ros.ifnet.metrics import occupancy_field, occupancy_iou, surface_metrics
+from recon_ros.training.run_folder import RunFolder
+
+IFNET_CHECKPOINT_FORMAT = "recon_ros.single_view_ifnet"
+REGIMES = ("depth", "viability", "pretrained", "end-to-end")
+
+
+def save_ifnet(model: SingleViewIFNet, path, trained: bool, recipe: str, extra: dict) -> Path:
+    return save_checkpoint(model, path, trained, recipe, extra, IFNET_CHECKPOINT_FORMAT)
+
+
+def load_ifnet(path, device="cpu") -> tuple[SingleViewIFNet, dict]:
+    """The model a checkpoint describes (``torch.load(..., weights_only=True)``), eval mode."""
+    return load_model(path, device, IFNET_CHECKPOINT_FORMAT, SingleViewConfig, SingleViewIFNet)
+
+
+def regime_losses(model: SingleViewIFNet, batch: dict, regime: str) -> dict[str, torch.Tensor]:
+    """The losses of one batch under ``regime`` (module docstring)."""
+    if regime not in REGIMES:
+        raise ValueError(f"regime: expected one of {REGIMES}, got {regime!r}")
+    if regime == "depth":
+        predicted = model.depth_net(batch["image"])
+        valid = batch["depth"] > 0
+        loss = (predicted[valid].log() - batch["depth"][valid].log()).abs().mean()
+        return {"total": loss, "depth_log_l1": loss}
+    depth = batch["depth"] if regime == "viability" else None
+    if regime == "pretrained":
+        with torch.no_grad():
+            depth = model.depth_net(batch["image"])
+    _, logits = model(batch["image"], batch["K"], batch["queries"], depth=depth)
+    loss = F.binary_cross_entropy_with_logits(logits, batch["occupied"])
+    return {"total": loss, "occupancy_bce": loss}
+
+
+def _trainable(model: SingleViewIFNet, regime: str) -> list[torch.nn.Parameter]:
+    if regime == "depth":
+        return list(model.depth_net.parameters())
+    if regime in ("viability", "pretrained"):
+        return list(model.voxeliser.parameters()) + list(model.ifnet.parameters())
+    return list(model.parameters())
+
+
+@torch.no_grad()
+def evaluate_samples(
+    model: SingleViewIFNet, samples: SingleViewSamples, regime: str, limit: int | None = None
+) -> dict[str, float]:
+    """Mean IoU, Chamfer-L2 and normal consistency over ``samples`` (the first ``limit``),
+    every voxel centre of the grid queried."""
+    model.eval()
+    grid = model.grid
+    centres = grid.centres().reshape(1, -1, 3)
+    rows = []
+    count = len(samples) if limit is None else min(limit, len(samples))
+    for index in range(count):
+        item = samples[index]
+        depth = item["depth"][None] if regime == "viability" else None
+        _, logits = model(item["image"][None], item["K"][None], centres, depth=depth)
+        probability = torch.sigmoid(logits).view(grid.dims).numpy()
+        reference = item["sdf"].numpy()
+        row = {"iou": occupancy_iou(probability > 0.5, reference < 0)}
+        row.update(surface_metrics(occupancy_field(probability), reference / 0.4, grid))
+        rows.append(row)
+    model.train()
+    summary = {}
+    for key in rows[0] if rows else ():
+        values = np.array([r[key] for r in rows], dtype=np.float64)
+        # a sample without a surface on either side has no surface metrics: NaN, not 0
+        summary[key] = (
+            float(values[np.isfinite(values)].mean()) if np.isfinite(values).any() else float("nan")
+        )
+    return summary
+
+
+def add_train_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("ifnet", help="train the single-image IF-Net (seed 004)")
+    p.add_argument("--data", required=True, help="sample folder (or scenes with --build-samples)")
+    p.add_argument("--val-data", required=True, help="validation sample folder (or scenes)")
+    p.add_argument("--build-samples", nargs=2, metavar=("TRAIN_SCENES", "VAL_SCENES"),
+                   help="first build the sample folders from these scene roots")  # fmt: skip
+    p.add_argument("--frames-per-scene", type=int, default=8)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--regime", choices=REGIMES, default="viability")
+    p.add_argument("--depth-init", default=None, help="depth-regime checkpoint (pretrained)")
+    p.add_argument("--steps", type=int, default=4000)
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--queries", type=int, default=2048)
+    p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--val-every", type=int, default=250)
+    p.add_argument("--val-samples", type=int, default=32)
+    p.add_argument("--log-every", type=int, default=20)
+    p.add_argument("--minutes", type=float, default=0.0, help="stop after this long (0: no)")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=run_training)
+    return p
+
+
+def run_training(args: argparse.Namespace) -> int:
+    torch.set_num_threads(max(1, args.threads))
+    torch.manual_seed(args.seed)
+    if args.build_samples:
+        for source, target in zip(args.build_samples, (args.data, args.val_data), strict=True):
+            count = build_samples(source, target, frames_per_scene=args.frames_per_scene)
+            print(f"{target}: {count} samples", flush=True)
+    train = SingleViewSamples(args.data, args.queries, args.seed)
+    val = SingleViewSamples(args.val_data, args.queries, args.seed + 1)
+    config = SingleViewConfig(
+        grid_dims=train.grid.dims,
+        voxel_size=train.grid.voxel_size,
+        near=train.grid.origin[2],
+        image_size=train.image_size,
+    )
+    model = SingleViewIFNet(config)
+    if args.regime == "pretrained":
+        if not args.depth_init:
+            raise ValueError("regime 'pretrained' needs --depth-init (a 'depth' checkpoint)")
+        pretrained, _ = load_ifnet(args.depth_init)
+        model.depth_net.load_state_dict(pretrained.depth_net.state_dict())
+    parameters = _trainable(model, args.regime)
+    optimiser = torch.optim.Adam(parameters, lr=args.lr)
+    args.out.mkdir(parents=True, exist_ok=True)
+    run = RunFolder(args.out, f"single-image IF-Net ({args.regime})")
+    if run.resume(model, optimiser):
+        print(f"resumed at step {run.step}", flush=True)
+    # the best score is a loss for 'depth' (lower is better), an IoU otherwise (higher)
+    sign = 1.0 if args.regime == "depth" else -1.0
+    recipe = (
+        f"recon-ros train ifnet --data {args.data} --val-data {args.val_data} --out {args.out} "
+        f"--regime {args.regime} --steps {args.steps} --batch-size {args.batch_size} "
+        f"--queries {args.queries} --lr {args.lr} --threads {args.threads} --seed {args.seed}"
+        + (f" --depth-init {args.depth_init}" if args.depth_init else "")
+    )
+    started = time.monotonic()
+    model.train()
+    running: list[float] = []
+    while run.step < args.steps:
+        if args.minutes and (time.monotonic() - started) / 60.0 >= args.minutes:
+            print(f"time box of {args.minutes} min reached at step {run.step}", flush=True)
+            break
+        train.epoch = run.step  # a fresh, seeded draw of items and queries per step
+        rng = np.random.default_rng((args.seed, run.step))
+        items = [train[int(i)] for i in rng.integers(0, len(train), args.batch_size)]
+        batch = {key: torch.stack([item[key] for item in items]) for key in items[0]}
+        losses = regime_losses(model, batch, args.regime)
+        optimiser.zero_grad(set_to_none=True)
+        losses["total"].backward()
+        torch.nn.utils.clip_grad_norm_(parameters, 5.0)
+        optimiser.step()
+        run.step += 1
+        running.append(float(losses["total"].detach()))
+        if run.step % args.log_every == 0:
+            record = {"kind": "train", "step": run.step, "loss": float(np.mean(running)),
+                      "sigma": float(model.voxeliser.sigma.detach())}  # fmt: skip
+            running.clear()
+            run.history.append(record)
+            print(
+                f"step {run.step} loss {record['loss']:.4f} sigma {record['sigma']:.3f} "
+                f"({(time.monotonic() - started) / 60.0:.1f} min)",
+                flush=True,
+            )
+        if run.step % args.val_every == 0 or run.step == args.steps:
+            if args.regime == "depth":
+                metrics = _depth_validation(model, val, args.val_samples)
+                score = metrics["depth_log_l1"]
+            else:
+                metrics = evaluate_samples(model, val, args.regime, args.val_samples)
+                score = metrics["iou"]
+            run.history.append({"kind": "val", "step": run.step, **metrics})
+            print(f"val step {run.step}: {json.dumps(metrics)}", flush=True)
+            if not np.isfinite(run.best) or sign * score < sign * run.best:
+                run.best = score
+                extra = {"step": run.step, "regime": args.regime, "validation": metrics}
+                save_ifnet(model, run.best_path, True, recipe, extra)
+            run.save(model, optimiser)
+    run.save(model, optimiser)
+    print(f"stopped at step {run.step}; best {run.best:.4f}; {run.best_path}", flush=True)
+    return 0
+
+
+@torch.no_grad()
+def _depth_validation(model, samples, limit) -> dict[str, float]:
+    model.eval()
+    errors = []
+    for index in range(min(limit, len(samples))):
+        item = samples[index]
+        predicted = model.depth_net(item["image"][None])[0]
+        valid = item["depth"] > 0
+        errors.append(float((predicted[valid].log() - item["depth"][valid].log()).abs().mean()))
+    model.train()
+    return {"depth_log_l1": float(np.mean(errors))}
+
+
+def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("ifnet", help="evaluate single-image IF-Net checkpoints")
+    p.add_argument("--data", required=True, help="held-out sample folder")
+    p.add_argument("--checkpoints", nargs="+", required=True,
+                   help="checkpoints; the first is the default row")  # fmt: skip
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--limit", type=int, default=None, help="evaluate the first N samples")
+    p.add_argument("--threads", type=int, default=2)
+    p.set_defaults(func=run_evaluation)
+    return p
+
+
+def run_evaluation(args: argparse.Namespace) -> int:
+    torch.set_num_threads(max(1, args.threads))
+    samples = SingleViewSamples(args.data, queries=16, seed=0)
+    regimes = {}
+    for path in args.checkpoints:
+        model, metadata = load_ifnet(path)
+        regime = metadata.get("extra", {}).get("regime", "viability")
+        metrics = evaluate_samples(model, samples, regime, args.limit)
+        metrics["checkpoint"] = str(path)
+        metrics["trained"] = bool(metadata.get("trained"))
+        regimes[regime] = metrics
+        print(f"{regime}: {json.dumps(metrics)}", flush=True)
+    first = next(iter(regimes.values()))
+    results = {
+        "format": "recon_ros.ifnet_evaluation",
+        "data": str(args.data),
+        "samples": len(samples) if args.limit is None else min(args.limit, len(samples)),
+        "iou": first["iou"],
+        "chamfer_l2": first["chamfer_l2"],
+        "normal_consistency": first["normal_consistency"],
+        "regimes": regimes,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(args.out / "results.json", json.dumps(results, indent=1).encode())
+    print(f"wrote {args.out / 'results.json'}", flush=True)
+    return 0
