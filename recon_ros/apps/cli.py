@@ -42,11 +42,13 @@ TRAINERS = {
     "depth": "recon_ros.depth.train",
     "refiner": "recon_ros.refine.train",
     "ifnet": "recon_ros.ifnet.train",
+    "everted-unet": "recon_ros.everted.train",
 }
 EVALUATORS = {
     "atlas": "recon_ros.training.atlas_evaluate",
     "sufficiency": "recon_ros.sufficiency.evaluate",
     "ifnet": "recon_ros.ifnet.train",
+    "everted-unet": "recon_ros.everted.train",
 }
 
 

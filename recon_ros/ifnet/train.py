@@ -37,7 +37,7 @@ from recon_ros.core.checkpoint import load_model, save_checkpoint
 from recon_ros.ifnet.dataset import SingleViewSamples, build_samples
 from recon_ros.ifnet.ifnet import SingleViewConfig, SingleViewIFNet
 from recon_ros.ifnet.metrics import occupancy_field, occupancy_iou, surface_metrics
-from recon_ros.training.run_folder import RunFolder
+from recon_ros.training.run_folder import RunFolder, add_run_arguments
 
 IFNET_CHECKPOINT_FORMAT = "recon_ros.single_view_ifnet"
 REGIMES = ("depth", "viability", "pretrained", "end-to-end")
@@ -119,16 +119,9 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--regime", choices=REGIMES, default="viability")
     p.add_argument("--depth-init", default=None, help="depth-regime checkpoint (pretrained)")
-    p.add_argument("--steps", type=int, default=4000)
-    p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--queries", type=int, default=2048)
-    p.add_argument("--lr", type=float, default=2e-4)
-    p.add_argument("--val-every", type=int, default=250)
     p.add_argument("--val-samples", type=int, default=32)
-    p.add_argument("--log-every", type=int, default=20)
-    p.add_argument("--minutes", type=float, default=0.0, help="stop after this long (0: no)")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--seed", type=int, default=0)
+    add_run_arguments(p, steps=4000, batch_size=4, lr=2e-4)
     p.set_defaults(func=run_training)
     return p
 

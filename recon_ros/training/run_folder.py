@@ -103,3 +103,18 @@ class RunFolder:
             plot_history(self.history, self.folder / "curves.png", self.title)
         except Exception as error:  # a plot must never stop training
             print(f"curves not written: {error}", flush=True)
+
+
+def add_run_arguments(
+    parser, *, steps: int, batch_size: int, lr: float, val_every: int = 250
+) -> None:
+    """The arguments every resumable, time-boxed trainer takes (with its own defaults):
+    ``--steps --batch-size --lr --val-every --log-every --minutes --threads --seed``."""
+    parser.add_argument("--steps", type=int, default=steps)
+    parser.add_argument("--batch-size", type=int, default=batch_size)
+    parser.add_argument("--lr", type=float, default=lr)
+    parser.add_argument("--val-every", type=int, default=val_every)
+    parser.add_argument("--log-every", type=int, default=20)
+    parser.add_argument("--minutes", type=float, default=0.0, help="stop after this long (0: no)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
