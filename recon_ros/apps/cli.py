@@ -43,12 +43,14 @@ TRAINERS = {
     "refiner": "recon_ros.refine.train",
     "ifnet": "recon_ros.ifnet.train",
     "everted-unet": "recon_ros.everted.train",
+    "r2n2": "recon_ros.r2n2.train",
 }
 EVALUATORS = {
     "atlas": "recon_ros.training.atlas_evaluate",
     "sufficiency": "recon_ros.sufficiency.evaluate",
     "ifnet": "recon_ros.ifnet.train",
     "everted-unet": "recon_ros.everted.train",
+    "r2n2": "recon_ros.r2n2.train",
 }
 
 

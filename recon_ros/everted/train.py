@@ -175,8 +175,7 @@ def run_training(args: argparse.Namespace) -> int:
     model.train()
     running: list[float] = []
     while run.step < args.steps:
-        if args.minutes and (time.monotonic() - started) / 60.0 >= args.minutes:
-            print(f"time box of {args.minutes} min reached at step {run.step}", flush=True)
+        if run.out_of_time(args.minutes, started):
             break
         train.epoch = run.step
         rng = np.random.default_rng((args.seed, run.step))
@@ -194,11 +193,7 @@ def run_training(args: argparse.Namespace) -> int:
         run.step += 1
         running.append(float(losses["total"].detach()))
         if run.step % args.log_every == 0:
-            record = {"kind": "train", "step": run.step, "loss": float(np.mean(running))}
-            running.clear()
-            run.history.append(record)
-            elapsed = (time.monotonic() - started) / 60.0
-            print(f"step {run.step} loss {record['loss']:.4f} ({elapsed:.1f} min)", flush=True)
+            run.log_loss(running, started)
         if run.step % args.val_every == 0 or run.step == args.steps:
             metrics = evaluate_scenes(model, val, limit=args.val_scenes)
             flat = {k: v for k, v in metrics.items() if k != "class_iou"}

@@ -165,8 +165,7 @@ def run_training(args: argparse.Namespace) -> int:
     model.train()
     running: list[float] = []
     while run.step < args.steps:
-        if args.minutes and (time.monotonic() - started) / 60.0 >= args.minutes:
-            print(f"time box of {args.minutes} min reached at step {run.step}", flush=True)
+        if run.out_of_time(args.minutes, started):
             break
         train.epoch = run.step  # a fresh, seeded draw of items and queries per step
         rng = np.random.default_rng((args.seed, run.step))
@@ -180,15 +179,7 @@ def run_training(args: argparse.Namespace) -> int:
         run.step += 1
         running.append(float(losses["total"].detach()))
         if run.step % args.log_every == 0:
-            record = {"kind": "train", "step": run.step, "loss": float(np.mean(running)),
-                      "sigma": float(model.voxeliser.sigma.detach())}  # fmt: skip
-            running.clear()
-            run.history.append(record)
-            print(
-                f"step {run.step} loss {record['loss']:.4f} sigma {record['sigma']:.3f} "
-                f"({(time.monotonic() - started) / 60.0:.1f} min)",
-                flush=True,
-            )
+            run.log_loss(running, started, sigma=float(model.voxeliser.sigma.detach()))
         if run.step % args.val_every == 0 or run.step == args.steps:
             if args.regime == "depth":
                 metrics = _depth_validation(model, val, args.val_samples)

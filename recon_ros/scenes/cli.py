@@ -40,6 +40,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "-n", "--scenes", type=int, default=10, help="number of scenes (default 10)"
     )
     parser.add_argument("--seed", type=int, default=0, help="base seed (default 0)")
+    parser.add_argument(
+        "--objects",
+        type=int,
+        default=0,
+        help="instead of scenes: this many object-centric samples for the 3D-R2N2 (classes in "
+        "turn; --object-views views each)",
+    )
+    parser.add_argument("--object-views", type=int, default=5, help="views per object sample")
     parser.add_argument("--start-index", type=int, default=0, help="index of the first scene")
     parser.add_argument(
         "-j",
@@ -219,6 +227,12 @@ def _write_index(output: Path, seed: int, config: GenerationConfig) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``recon-ros generate``."""
+    if args.objects:
+        from recon_ros.r2n2.data import write_object_samples
+
+        count = write_object_samples(args.output, args.objects, args.seed, args.object_views)
+        print(f"{count} object samples in {args.output}")
+        return 0
     try:
         config = config_from_args(args)
     except ValueError as error:

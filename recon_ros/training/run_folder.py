@@ -85,6 +85,28 @@ class RunFolder:
             self.history = [json.loads(line) for line in lines if line]
         return True
 
+    def out_of_time(self, minutes: float, started: float) -> bool:
+        """Whether the time box of ``minutes`` (0: none) since ``started`` (``time.monotonic``)
+        is spent; says so."""
+        import time
+
+        if minutes and (time.monotonic() - started) / 60.0 >= minutes:
+            print(f"time box of {minutes} min reached at step {self.step}", flush=True)
+            return True
+        return False
+
+    def log_loss(self, running: list[float], started: float, **extra: float) -> None:
+        """Record and print the mean of ``running`` (then cleared) as a training record."""
+        import time
+
+        record = {"kind": "train", "step": self.step, "loss": float(np.mean(running)), **extra}
+        running.clear()
+        self.history.append(record)
+        minutes = (time.monotonic() - started) / 60.0
+        details = "".join(f" {k} {v:.3f}" for k, v in extra.items())
+        text = f"step {self.step} loss {record['loss']:.4f}{details} ({minutes:.1f} min)"
+        print(text, flush=True)
+
     def save(self, model: torch.nn.Module, optimiser: torch.optim.Optimizer) -> None:
         payload = {
             "model": model.state_dict(),
