@@ -14,7 +14,14 @@ Partner choice (``SampleConfig.partners``):
   reference, which spreads the labels over all counts;
 - ``"mixed"``: both, the overlap sample plus ``draws`` random ones per reference: the run-time
   distribution of pairs, and enough low counts that "everything is seen by all" is not the
-  answer to every sample.
+  answer to every sample;
+- ``"keyframes"``: exactly what sufficiency_node does at its defaults: the sequence is first
+  gated into keyframes (``core.keyframes.KeyframeGate``: ``keyframe_min_translation`` /
+  ``keyframe_min_rotation_deg``), every keyframe is a reference, and its partners are the ``m``
+  of the ``window`` previous keyframes with the largest overlap (``reference_stride`` and
+  ``step`` do not apply);
+- ``"offsets"``: fixed frame offsets before the reference (``offsets``, e.g. 12, 24, 36, 48
+  capture frames), the protocol of a recording replayed at its frame rate.
 
 Labels are computed at the reference depth's full resolution (partners at theirs) and then
 nearest-downsampled to the network size: each network pixel takes the label of the source pixel
@@ -48,6 +55,7 @@ import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
+from recon_ros.core.keyframes import KeyframeGate
 from recon_ros.core.partners import (
     DEFAULT_DEPTHS,
     DEFAULT_GRID,
@@ -90,6 +98,9 @@ class SampleConfig:
     overlap_grid: int = DEFAULT_GRID
     seed: int = 0
     inputs: str = "rgb"
+    keyframe_min_translation: float = 0.1
+    keyframe_min_rotation_deg: float = 15.0
+    offsets: tuple[int, ...] = ()
 
     def __post_init__(self):
         self.size = tuple(int(s) for s in self.size)
@@ -99,9 +110,14 @@ class SampleConfig:
         if len(self.size) != 2 or min(self.size) < 8:
             raise ValueError(f"size must be (height, width) >= 8, got {self.size}")
         check_inputs(self.inputs)
-        if self.partners not in ("overlap", "random", "mixed"):
+        if self.partners not in PARTNER_MODES:
+            raise ValueError(f"partners must be one of {PARTNER_MODES}, got {self.partners!r}")
+        self.offsets = tuple(int(o) for o in self.offsets)
+        if self.partners == "offsets" and (
+            len(self.offsets) != self.m or min(self.offsets, default=0) < 1
+        ):
             raise ValueError(
-                f"partners must be 'overlap', 'random' or 'mixed', got {self.partners!r}"
+                f"partners 'offsets' needs m = {self.m} positive offsets, got {self.offsets}"
             )
         if self.window < self.m or self.step < 1 or self.draws < 1 or self.reference_stride < 1:
             raise ValueError(
@@ -109,6 +125,9 @@ class SampleConfig:
                 f"window={self.window}, step={self.step}, draws={self.draws}, "
                 f"reference_stride={self.reference_stride}"
             )
+
+
+PARTNER_MODES = ("overlap", "random", "mixed", "keyframes", "offsets")
 
 
 @dataclass(frozen=True)
@@ -166,6 +185,15 @@ def plan_samples(sequences: Sequence[Any], config: SampleConfig) -> list[SampleS
         n = len(seq)
         camera = _camera_lookup(seq)
 
+        if config.partners == "keyframes":
+            specs += _keyframe_specs(s, n, camera, config)
+            continue
+        if config.partners == "offsets":
+            specs += [
+                SampleSpec(s, ref, tuple(ref - o for o in config.offsets))
+                for ref in range(max(config.offsets), n, config.reference_stride)
+            ]
+            continue
         for ref in range(0, n, config.reference_stride):
             cands = candidate_indices(ref, n, config)
             if len(cands) < config.m:
@@ -190,6 +218,30 @@ def plan_samples(sequences: Sequence[Any], config: SampleConfig) -> list[SampleS
                 for _ in range(config.draws):
                     pick = rng.choice(len(cands), size=config.m, replace=False)
                     specs.append(SampleSpec(s, ref, tuple(cands[i] for i in sorted(pick))))
+    return specs
+
+
+def _keyframe_specs(sequence: int, length: int, camera, config: SampleConfig) -> list[SampleSpec]:
+    """The ``"keyframes"`` plan of one sequence (module docstring)."""
+    gate = KeyframeGate(config.keyframe_min_translation, config.keyframe_min_rotation_deg)
+    keyframes, specs = [], []
+    for index in range(length):
+        K, T, hw = camera(index)
+        if not gate.is_keyframe(T):
+            continue
+        gate.accept(T)
+        cands = keyframes[-config.window :]
+        keyframes.append(index)
+        if len(cands) < config.m:
+            continue
+        c = [camera(i) for i in cands]
+        ov = frustum_overlap(
+            K, T, hw, [x[0] for x in c], [x[1] for x in c], [x[2] for x in c],
+            config.overlap_depths, config.overlap_grid,
+        )  # fmt: skip
+        chosen = select_partners(ov, config.m, config.min_overlap)
+        if chosen:
+            specs.append(SampleSpec(sequence, index, tuple(cands[i] for i in chosen)))
     return specs
 
 

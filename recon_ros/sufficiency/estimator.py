@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from recon_ros.core.device import resolve_device
+from recon_ros.core.keyframes import KeyframeGate
 from recon_ros.core.partners import (
     DEFAULT_DEPTHS,
     DEFAULT_GRID,
@@ -162,15 +163,11 @@ class SufficiencyEstimator:
         self.reason = "no keyframes yet"
 
     def _moved_enough(self, T: np.ndarray) -> bool:
-        if not self.keyframes or (self.min_translation <= 0 and self.min_rotation_deg <= 0):
-            return True
-        last = self.keyframes[-1].T_world_cam
-        dt = float(np.linalg.norm(T[:3, 3] - last[:3, 3]))
-        cos = (np.trace(last[:3, :3].T @ T[:3, :3]) - 1.0) / 2.0
-        angle = float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0))))
-        moved = self.min_translation > 0 and dt >= self.min_translation
-        turned = self.min_rotation_deg > 0 and angle >= self.min_rotation_deg
-        return moved or turned
+        """The keyframe gate (``core.keyframes``) against the newest keyframe."""
+        gate = KeyframeGate(self.min_translation, self.min_rotation_deg)
+        if self.keyframes:
+            gate.accept(self.keyframes[-1].T_world_cam)
+        return gate.is_keyframe(T)
 
     def add_keyframe(
         self, image: np.ndarray, K: np.ndarray, T_world_cam: np.ndarray, stamp: Any = None

@@ -1,8 +1,10 @@
 """Evaluation of a conjugate-pair checkpoint (``recon-ros evaluate sufficiency``).
 
-Builds samples the way the checkpoint was trained (m, input size, tolerances, window), with
-partners chosen by overlap as the estimator does at run time unless ``--partners`` says
-otherwise, and its own seed; runs the network and reports the metrics of
+Builds samples the way the checkpoint was trained (m, input size, tolerances), with partners
+chosen by default as sufficiency_node chooses them (``--partners keyframes``: keyframe gating at
+the node's defaults, then the best-overlapping of the 11 keyframes before; ``overlap`` among
+consecutive frames, ``offsets`` at fixed frame offsets, ``random``, ``mixed``), and its own
+seed; runs the network and reports the metrics of
 ``metrics``: pixel accuracy as the paper defines it (correct / valid pixels), mean IoU over the
 count classes, mean absolute count error, plus the accuracy of always answering the most frequent
 count (a baseline from the same labels). Writes ``metrics.json``, ``metrics.md`` (a markdown
@@ -22,7 +24,7 @@ from torch.utils.data import DataLoader
 from recon_ros.core.atomic_io import atomic_write_bytes
 from recon_ros.core.device import resolve_device
 from recon_ros.sufficiency.checkpoint import load_model
-from recon_ros.sufficiency.dataset import SampleConfig, SufficiencyDataset
+from recon_ros.sufficiency.dataset import PARTNER_MODES, SampleConfig, SufficiencyDataset
 from recon_ros.sufficiency.metrics import summarize
 from recon_ros.sufficiency.sources import add_source_arguments, sequences_from_args
 from recon_ros.sufficiency.train import add_threads_argument, run_epoch, save_figure
@@ -142,6 +144,11 @@ def run(args: argparse.Namespace) -> int:
     overrides: dict[str, Any] = {"seed": args.seed}
     if args.partners:
         overrides["partners"] = args.partners
+    if args.partners == "keyframes":
+        # sufficiency_node's defaults: the estimator keeps 12 keyframes, the reference included
+        overrides["window"] = 11
+    if args.offsets:
+        overrides["offsets"] = tuple(args.offsets)
     if args.reference_stride:
         overrides["reference_stride"] = args.reference_stride
     metrics = evaluate(
@@ -169,9 +176,19 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument(
         "--partners",
-        choices=("overlap", "random", "mixed"),
-        default="overlap",
-        help="partner choice (default overlap: the pairs the estimator forms at run time)",
+        choices=PARTNER_MODES,
+        default="keyframes",
+        help="partner choice (default keyframes: sufficiency_node's own, keyframe gating at its "
+        "defaults then overlap among the 11 keyframes before; overlap: among consecutive "
+        "frames; offsets: fixed frame offsets, --offsets)",
+    )
+    p.add_argument(
+        "--offsets",
+        type=int,
+        nargs="+",
+        default=None,
+        help="frame offsets of the partners before the reference (--partners offsets), e.g. "
+        "12 24 36 48",
     )
     p.add_argument(
         "--reference-stride",

@@ -128,3 +128,31 @@ def test_split_by_sequence_and_bad_config(seqs):
         SampleConfig(partners="nearest")
     with pytest.raises(ValueError, match="rgb"):
         get_frame([{"rgb": np.zeros((4, 4)), "depth": None}], 0)
+
+
+def test_keyframe_and_offset_plans(seqs):
+    """``keyframes``: references are the frames the node's gate keeps, partners earlier kept
+    frames; ``offsets``: partners at fixed offsets before the reference."""
+    from recon_ros.core.keyframes import KeyframeGate
+
+    config = SampleConfig(m=2, size=(40, 48), window=4, partners="keyframes",
+                          keyframe_min_translation=0.05, keyframe_min_rotation_deg=5.0)  # fmt: skip
+    specs = plan_samples(seqs, config)
+    for s, seq in enumerate(seqs):
+        gate, kept = KeyframeGate(0.05, 5.0), []
+        for i in range(len(seq)):
+            T = get_frame(seq, i).T_world_cam
+            if gate.is_keyframe(T):
+                gate.accept(T)
+                kept.append(i)
+        mine = [spec for spec in specs if spec.sequence == s]
+        assert mine and all(spec.reference in kept for spec in mine)
+        for spec in mine:
+            earlier = kept[: kept.index(spec.reference)][-4:]
+            assert set(spec.partners) <= set(earlier) and len(spec.partners) == 2
+    offsets = SampleConfig(m=2, size=(40, 48), window=4, partners="offsets", offsets=(2, 5))
+    planned = plan_samples(seqs, offsets)
+    assert len(planned) == 2 * (10 - 5)
+    assert all(spec.partners == (spec.reference - 2, spec.reference - 5) for spec in planned)
+    with pytest.raises(ValueError, match="offsets"):
+        SampleConfig(m=2, partners="offsets", offsets=(3,))

@@ -65,7 +65,7 @@ def test_train_resume_evaluate(tmp_path):
     assert (
         run(
             f"evaluate sufficiency --toy 1 --toy-seed 7 --toy-frames 8 --checkpoint {out}/best.pt "
-            f"--out {report} --device cpu --quiet"
+            f"--out {report} --device cpu --quiet --partners overlap"
         )
         == 0
     )
@@ -133,7 +133,7 @@ def test_train_evaluate_with_frustum_input(tmp_path):
     report = tmp_path / "eval"
     argv = (
         f"evaluate sufficiency --toy 1 --toy-seed 7 --toy-frames 8 --checkpoint {out}/best.pt "
-        f"--out {report} --device cpu --quiet --threads 1 --reference-stride 2"
+        f"--out {report} --device cpu --quiet --threads 1 --reference-stride 2 --partners overlap"
     )
     assert run(argv) == 0
     metrics = json.loads((report / "metrics.json").read_text())
