@@ -197,7 +197,10 @@ def run(args) -> int:
         save_png(
             render_path,
             render_overview(
-                mesh["vertices"], mesh.get("faces", np.zeros((0, 3), int)), mesh["colors"]
+                mesh["vertices"],
+                mesh.get("faces", np.zeros((0, 3), int)),
+                mesh["colors"],
+                labels=mesh.get("label"),
             ),
         )
         last_estimate = estimates.last

@@ -284,7 +284,10 @@ def replay_bag(
     if render:
         from recon_ros.io.mesh_images import render_overview, save_png
 
-        save_png(output / "render.png", render_overview(mesh.vertices, mesh.faces, mesh.colors))
+        save_png(
+            output / "render.png",
+            render_overview(mesh.vertices, mesh.faces, mesh.colors, labels=mesh.labels),
+        )
         report.outputs["render"] = str(output / "render.png")
     report.timings_ms = {
         name: {"mean_ms": float(t.mean_ms), "count": float(t.count)}

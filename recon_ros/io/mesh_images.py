@@ -84,9 +84,19 @@ def render_colors(
     return image
 
 
-def render_overview(vertices, faces, colors, width: int = 960, height: int = 720) -> np.ndarray:
-    """An oblique overview of the whole mesh, ``(H, W, 3)`` uint8."""
+def render_overview(
+    vertices, faces, colors, width: int = 960, height: int = 720, labels=None
+) -> np.ndarray:
+    """An oblique overview of the whole mesh, ``(H, W, 3)`` uint8. With per-vertex ``labels``,
+    faces labelled ceiling are left out, so the view looks into the room (a dollhouse view)
+    instead of onto its ceiling."""
     vertices = np.asarray(vertices, np.float64)
+    if labels is not None and len(faces):
+        from recon_ros.core.classes import CLASS_IDS
+
+        faces = np.asarray(faces)
+        ceiling = np.asarray(labels)[faces] == CLASS_IDS["ceiling"]
+        faces = faces[~ceiling.all(axis=1)]
     if len(vertices) == 0:
         return render_colors(
             vertices,
