@@ -134,9 +134,9 @@ class SufficiencyNode(Node):
                     frame.rgb, frame.camera.K, frame.T_world_cam, frame.header
                 )
                 if result is not None and not self._stop.is_set():
-                    self._publish(result)
+                    counts = self._publish(result)
                     if self._coverage is not None:
-                        self._publish_coverage(result, frame)
+                        self._publish_coverage(result, frame, counts)
             except Exception as error:  # one bad frame must never stop the estimates
                 if not isinstance(error, ValueError) and (
                     self._stop.is_set() or not self.context.ok()
@@ -144,7 +144,8 @@ class SufficiencyNode(Node):
                     return  # shutting down: the context is gone, nothing to count or publish
                 self._input.drop_failed(frame, error)
 
-    def _publish(self, result) -> None:
+    def _publish(self, result) -> np.ndarray:
+        """Publish the estimate; returns its counts at the reference image's size."""
         from recon_ros.msg import FrameSufficiency
 
         header = result.reference_stamp  # the reference image's header
@@ -170,8 +171,9 @@ class SufficiencyNode(Node):
             )
         )
         self.estimates += 1
+        return counts
 
-    def _publish_coverage(self, result, frame) -> None:
+    def _publish_coverage(self, result, frame, counts_full: np.ndarray) -> None:
         """Put the estimate's counts into the coverage grid; publish the grid and its summary.
         The counts go into the world through the frame's depth image when it has one registered
         to it (an RGB-D camera, ``use_depth``), else through the estimator's plane sweep."""
@@ -193,7 +195,7 @@ class SufficiencyNode(Node):
             T_cam_depth = np.eye(4) if frame.T_cam_depth is None else frame.T_cam_depth
             K_depth = (frame.depth_camera or frame.camera).K
             counts = counts_for_depth(
-                result.counts_full(), frame.camera.K, frame.depth, K_depth, T_cam_depth
+                counts_full, frame.camera.K, frame.depth, K_depth, T_cam_depth
             )
             T_world_depth = np.asarray(result.T_world_cam) @ T_cam_depth
             self._coverage.add(
