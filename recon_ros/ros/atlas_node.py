@@ -265,7 +265,9 @@ class AtlasNode(Node):
     def _mesh_markers(self, stamp, everything: bool = False) -> bytes:
         """The map's mesh as a serialized MarkerArray of TRIANGLE_LIST markers, one per chunk
         (namespace ``atlas_mesh``, an id per chunk): the chunks whose mesh changed since the
-        last publish (or ``everything``), and DELETE markers for chunks gone (reset, eviction).
+        last publish, and DELETE markers for chunks gone (reset, eviction). ``everything``
+        starts with a DELETEALL and then sends every chunk: a subscriber that lost a message
+        (a reader queue overwritten on a busy machine) is whole again, stale chunks included.
         A chunk's marker is built only when its mesh changes (the Python Point objects are the
         cost) and kept as CDR bytes (``mesh_conversions.SerializedMarker``: a third of the
         memory)."""
@@ -273,6 +275,12 @@ class AtlasNode(Node):
 
         chunks = self._reconstructor.mesh_chunks(color_by=self._color_mode)
         cache, markers = {}, []
+        if everything:
+            clear = mesh_conversions.triangle_list_marker(
+                [], [], stamp, self._world_frame, "atlas_mesh", 0
+            )
+            clear.action = Marker.DELETEALL
+            markers.append(mesh_conversions.SerializedMarker(clear))
         for key, chunk_stamp, mesh in chunks:
             entry = self._marker_cache.get(key)
             changed = entry is None or entry[0] != chunk_stamp

@@ -22,7 +22,7 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.serialization import deserialize_message, serialize_message
 
-from recon_ros.ros.common import LATCHED_QOS, RELIABLE_STREAM_QOS
+from recon_ros.ros.common import LATCHED_QOS, RELIABLE_STREAM_QOS, ignore_further_interrupts
 from recon_ros.ros.declare_parameters import declare
 
 
@@ -168,6 +168,10 @@ def main(args=None) -> int:
         rclpy.logging.get_logger("bag_player").fatal(str(error))
         rclpy.try_shutdown()
         return 1
+    except KeyboardInterrupt:  # Ctrl-C while starting: nothing was played
+        ignore_further_interrupts()
+        rclpy.try_shutdown()
+        return 0
     executor = SingleThreadedExecutor()
     executor.add_node(player)
     spinner = threading.Thread(target=executor.spin, daemon=True)
@@ -178,6 +182,7 @@ def main(args=None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        ignore_further_interrupts()  # a Ctrl-C as playback ends must not cut the teardown short
         executor.shutdown()
         spinner.join(timeout=5.0)  # the spinning thread must be out of rcl before teardown
         player.destroy_node()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import signal
+import threading
 
 import rclpy
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
@@ -71,6 +73,18 @@ def stops_with_context(callback):
     return guarded
 
 
+def ignore_further_interrupts() -> None:
+    """Ignore SIGINT from here on, for a process that is already tearing down.
+
+    rclpy's SIGINT handler ends by raising KeyboardInterrupt in the main thread, wherever it is.
+    A Ctrl-C (or a supervisor's SIGINT) that lands during teardown would skip the rest of it and
+    end the process by the signal (exit status -2) instead of 0, although there is nothing left
+    to stop. Only the main thread may change signal handlers; elsewhere this does nothing.
+    """
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def run_node(node_class, name: str, num_threads: int, args=None) -> int:
     """Create ``node_class()`` and spin it on a multi-threaded executor until shutdown.
 
@@ -93,6 +107,7 @@ def run_node(node_class, name: str, num_threads: int, args=None) -> int:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        ignore_further_interrupts()
         # Stop the node's workers and let running callbacks finish before the context goes, so
         # nothing publishes on a dead context and no thread is left inside torch at exit.
         executor.shutdown(timeout_sec=3.0)

@@ -6,7 +6,9 @@ scene belongs to the trained-weights tests.)"""
 
 from __future__ import annotations
 
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,13 +27,11 @@ from recon_ros.io.bagfile import BagReader
 from recon_ros.io.ply import read_ply
 from recon_ros.io.tf_buffer import TransformBuffer
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from mesh_stream import EVERY_MESH, MeshView, shown
+
 LATCHED = QoSProfile(
     depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
-)
-# The mesh goes out as changes: a depth-1 reader can have one overwritten before it is taken
-# and then lacks those chunks until the next whole refresh, so the test keeps every message.
-EVERY_MESH = QoSProfile(
-    depth=500, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
 )
 IMAGE_TOPIC = "/camera/color/image_raw"
 
@@ -50,30 +50,6 @@ def camera_positions(bag_path) -> tuple[set[int], np.ndarray]:
                 buffer.set_tf_message(msg, static=topic == "/tf_static")
     positions = np.array([buffer.lookup("world", frame, ns)[:3, 3] for ns, frame in stamps])
     return {ns for ns, _ in stamps}, positions
-
-
-def shown(messages) -> list:
-    """The mesh markers a MarkerArray subscriber (RViz) shows after ``messages``."""
-    state: dict = {}
-    for msg in messages:
-        mesh_conversions.apply_marker_array(state, msg)
-    return list(state.values())
-
-
-class MeshView:
-    """``shown`` of a growing message list, applying only the messages new since the last call
-    (a whole map is tens of MB: re-applying every message at every poll made the waits
-    quadratic)."""
-
-    def __init__(self) -> None:
-        self.state: dict = {}
-        self.applied = 0
-
-    def __call__(self, messages) -> list:
-        for msg in messages[self.applied :]:
-            mesh_conversions.apply_marker_array(self.state, msg)
-        self.applied = len(messages)
-        return list(self.state.values())
 
 
 @pytest.mark.timeout(600)
@@ -222,6 +198,8 @@ def test_demo_bag_replayed_live(ros_node, start_node, tmp_path):
         return {m.id for m in views[id(collector)](messages)}
 
     late.wait_for(lambda _, __: shown_ids(late) == shown_ids(meshes), 60, "the whole map", [atlas])
+    with late._lock:  # the whole map comes after a DELETEALL, which heals any lost update
+        assert any(m.markers and m.markers[0].action == Marker.DELETEALL for m in late.messages)
 
     # reset clears the map: every mesh chunk is deleted and the status shows no chunks
     assert ros_node.call(Trigger, "/atlas_node/reset", Trigger.Request()).success

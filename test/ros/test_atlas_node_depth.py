@@ -21,6 +21,7 @@ from recon_ros.training.evaluation import mesh_depth_agreement
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bag_views import depth_views
+from mesh_stream import EVERY_MESH, shown
 
 LATCHED = QoSProfile(
     depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
@@ -57,7 +58,7 @@ def test_sensor_depth_mapped_live(ros_node, start_node, tmp_path):
         },
     )
     status = ros_node.collect(AtlasStatus, "/atlas_node/status", LATCHED)
-    meshes = ros_node.collect(MarkerArray, "/atlas_node/mesh", LATCHED)
+    meshes = ros_node.collect(MarkerArray, "/atlas_node/mesh", EVERY_MESH)
     deadline = time.monotonic() + 120
     while ros_node.node.count_subscribers(DEPTH_TOPIC) == 0:
         assert atlas.alive(), atlas.log()
@@ -97,17 +98,11 @@ def test_sensor_depth_mapped_live(ros_node, start_node, tmp_path):
     assert player.stop() == 0, player.log()
     integrated = final.frames_integrated
 
-    def shown(messages) -> list:  # what RViz shows after these MarkerArray messages
-        state: dict = {}
-        for msg in messages:
-            mesh_conversions.apply_marker_array(state, msg)
-        return [m for m in state.values() if m.points]
-
     status.wait_for(lambda m, _: m.cnn_updates > 0, 60, "a map update", [atlas])
-    meshes.wait_for(lambda _, all_: shown(all_), 60, "a non-empty mesh", [atlas])
+    meshes.wait_for(lambda _, all_: any(m.points for m in shown(all_)), 60, "a mesh", [atlas])
     time.sleep(2.0)  # the last update after the last frame
     with meshes._lock:
-        mesh = mesh_conversions.markers_to_mesh(shown(list(meshes.messages)))
+        mesh = mesh_conversions.markers_to_mesh([m for m in shown(meshes.messages) if m.points])
     timings = {t.name: t for t in status.last.timings}
     assert timings["fusion"].count >= integrated
     views = depth_views(bag, DEPTH_TOPIC, DEPTH_INFO_TOPIC, every=3)

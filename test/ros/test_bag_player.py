@@ -1,9 +1,10 @@
 """bag_player over DDS: it waits for as many subscribers as asked (two nodes on one image topic:
 the first to match must not start playback before the other hears it), and then plays every
-image."""
+image. Ctrl-C pressed again and again while it plays still ends it cleanly."""
 
 from __future__ import annotations
 
+import signal
 import time
 
 import pytest
@@ -43,3 +44,22 @@ def test_player_waits_for_the_second_subscriber(ros_node, start_node):
         collector.wait_for(lambda _, all_: len(all_) == images, 120, "every image", [player])
     assert player.stop() == 0
     assert "playing anyway" not in player.log()
+
+
+@pytest.mark.timeout(300)
+def test_repeated_ctrl_c_while_playing_exits_cleanly(ros_node, start_node):
+    """The first SIGINT stops playback; the ones after it land in the teardown, which must
+    finish and exit 0 (a SIGINT there used to end the process by the signal, exit -2)."""
+    images = ros_node.collect(Image, IMAGE_TOPIC, RELIABLE)
+    player = start_node(
+        "bag_player",
+        {"bag": str(default_demo_bag()), "rate": 1.0, "wait_for_subscribers": [IMAGE_TOPIC]},
+    )
+    images.wait_for(lambda _, all_: len(all_) >= 2, 120, "two images", [player])
+    for _ in range(20):
+        if not player.alive():
+            break
+        player.process.send_signal(signal.SIGINT)
+        time.sleep(0.01)
+    assert player.process.wait(10) == 0, player.log()[-3000:]
+    assert "Traceback" not in player.log()
