@@ -492,6 +492,30 @@ SUFFICIENCY_PARAMS = (
 )
 
 
+#: object_node: one object's whole shape from a few views (3D-R2N2), on request.
+OBJECT_PARAMS = (
+    Param(
+        "weights_path",
+        "",
+        "3D-R2N2 checkpoint (.pt, weights_only); empty: the weights shipped with the package.",
+    ),
+    Param("device", "auto", "Torch device: 'auto' (cuda when present), 'cpu', 'cuda' or 'cuda:N'."),
+    Param(
+        "threshold",
+        0.4,
+        "Voxels at or above this occupancy probability are the object (the seed's 0.4).",
+        (0.01, 0.99),
+    ),
+    Param(
+        "max_views",
+        20,
+        "Requests with more views than this are refused (each view costs one network step).",
+        (1, 1000),
+    ),
+    next(p for p in INPUT_PARAMS if p.name == "max_image_pixels"),
+)
+
+
 def check_value(param: Param, value) -> None:
     """Raise ValueError when ``value`` is outside the parameter's range or choices."""
     if param.choices is not None and value not in param.choices:
@@ -579,6 +603,7 @@ def config_yaml() -> str:
                 ("frame sufficiency", SUFFICIENCY_PARAMS),
             ),
         ),
+        ("object_node", (("objects from a few views", OBJECT_PARAMS),)),
     )
     for node, sections in nodes:
         # Keyed /**/<node>: the file applies in any namespace (a robot1/atlas_node too).

@@ -8,6 +8,8 @@ UDP loopback (see below).
 import os
 import random
 
+import pytest
+
 if "RECON_ROS_TEST_DOMAIN" not in os.environ:
     # 30-101: clear of the default domain 0 and inside ROS's safe range on Linux
     os.environ["RECON_ROS_TEST_DOMAIN"] = str(random.SystemRandom().randint(30, 101))
@@ -18,3 +20,12 @@ os.environ.setdefault("ROS_LOCALHOST_ONLY", "1")  # Humble
 # /dev/shm segments behind, and later participants that reuse those port numbers on this machine
 # can discover each other yet receive no data (seen in CI). Fast DDS 2.13 and later read this.
 os.environ.setdefault("FASTDDS_BUILTIN_TRANSPORTS", "UDPv4")
+
+
+@pytest.fixture
+def tiny_r2n2_config():
+    """A 3D-R2N2 architecture small enough for tests (31 x 31 views, a few channels), real code."""
+    from recon_ros.r2n2.model import R2N2Config
+
+    return R2N2Config(image_size=31, encoder_channels=(4, 8, 8, 8, 8, 8), feature_size=32,
+                      hidden=8, decoder_channels=(8, 4, 4))  # fmt: skip

@@ -10,6 +10,7 @@ import yaml
 from recon_ros.parameters import (
     ALL_PARAMS,
     INPUT_PARAMS,
+    OBJECT_PARAMS,
     SUFFICIENCY_PARAMS,
     config_yaml,
     resolve,
@@ -23,6 +24,7 @@ def test_config_lists_every_parameter_with_its_default():
     for node, table in (
         ("atlas_node", ALL_PARAMS),
         ("sufficiency_node", INPUT_PARAMS + SUFFICIENCY_PARAMS),
+        ("object_node", OBJECT_PARAMS),
     ):
         values = config[f"/**/{node}"]["ros__parameters"]  # applies in any namespace
         assert list(values) == [p.name for p in table], node

@@ -34,6 +34,10 @@ COMMANDS = {
     ),
     "bench-fuzz": ("recon_ros.apps.benchmarks.fuzz", "malformed input against a live atlas_node"),
     "bench-soak": ("recon_ros.apps.benchmarks.soak", "memory over a long run of the same bag"),
+    "reconstruct-object": (
+        "recon_ros.apps.reconstruct_object",
+        "one object's whole shape from a few views of it (3D-R2N2)",
+    ),
 }
 # model -> module, for `recon-ros train MODEL` and `recon-ros evaluate MODEL`
 TRAINERS = {

@@ -2,7 +2,9 @@
 
 A sample is one object of the engine's library (each class, its shape variants) standing in a
 generated room (the room's random materials and lights are the random background), seen by
-``views`` cameras at random azimuths and elevations that keep it in view, plus the 32^3
+``views`` cameras at random azimuths and elevations that see at least 2 % of the image's pixels
+on it (no wall or other object in between), each with its own sensor noise, blur, exposure and
+vignetting (a real camera's imperfections), plus the 32^3
 occupancy of the object alone in its own frame (canonical: x forward, z up, the grid a cube
 around its bounds), which is what the network predicts from unposed views, as 3D-R2N2 does with
 ShapeNet's aligned models. Laptops are allowed a table to rest on, and other objects the room
@@ -27,7 +29,7 @@ from recon_ros.core.poses import look_at_pose
 from recon_ros.datasets.io import read_npz, write_npz
 from recon_ros.scenes.objects import OBJECT_CLASSES
 from recon_ros.scenes.placement import PlacementConfig
-from recon_ros.scenes.render import Renderer
+from recon_ros.scenes.render import Renderer, SensorConfig
 from recon_ros.scenes.scene import (
     PrimitiveTable,
     SceneConfig,
@@ -38,6 +40,8 @@ from recon_ros.scenes.scene import (
 
 VIEW_SIZE = 127
 GRID = 32
+#: A view counts when the object covers at least this share of its pixels unoccluded.
+MIN_VISIBLE_SHARE = 0.02
 
 
 def _object_grid(obj) -> tuple[np.ndarray, float]:
@@ -61,7 +65,8 @@ def object_sample(
     seed: int, class_name: str, views: int = 5, size: int = VIEW_SIZE, fov_deg: float = 50.0
 ) -> dict[str, np.ndarray] | None:
     """Views (V, size, size, 3) uint8 and occupancy (32, 32, 32) uint8 of one object (module
-    docstring); None when the room could not place it (the caller draws another seed)."""
+    docstring); None when the room could not place it or show it unoccluded from ``views``
+    places (the caller draws another seed)."""
     if class_name not in OBJECT_CLASSES:
         raise ValueError(f"class_name: expected one of {OBJECT_CLASSES}, got {class_name!r}")
     counts = {class_name: 1}
@@ -90,8 +95,17 @@ def object_sample(
     distance = radius / np.sin(np.radians(fov_deg) / 2) * 1.1
     rng = stream(seed, "trajectory")  # the cameras' stream of this scene
     renderer = Renderer(scene, shadows=False, threads=1)
+    min_pixels = MIN_VISIBLE_SHARE * size * size
     images = []
     for _ in range(views):
+        # A real camera's imperfections, drawn per view (a robot's views differ in exposure).
+        sensor = SensorConfig(
+            noise_sigma=rng.uniform(0.0, 4.0),
+            blur_sigma=rng.uniform(0.0, 0.8),
+            exposure_jitter=0.2,
+            vignetting=rng.uniform(0.0, 0.3),
+        )
+        frame = None
         for _attempt in range(50):
             azimuth = rng.uniform(0, 2 * np.pi)
             elevation = rng.uniform(np.radians(10), np.radians(45))
@@ -100,10 +114,17 @@ def object_sample(
                  np.sin(elevation)]
             )  # fmt: skip
             position = centre + distance * direction
-            if np.all(position > room_lo + 0.1) and np.all(position < room_hi - 0.1):
+            if np.any(position <= room_lo + 0.1) or np.any(position >= room_hi - 0.1):
+                continue
+            frame = renderer.render(K, look_at_pose(position, centre), size, size, sensor=sensor,
+                                    rng=rng)  # fmt: skip
+            # a wall or another object between camera and object: that view shows nothing of it
+            if np.count_nonzero(frame.instance == obj.instance_id) >= min_pixels:
                 break
-        pose = look_at_pose(position, centre)
-        images.append(renderer.render(K, pose, size, size).rgb)
+            frame = None
+        if frame is None:
+            return None
+        images.append(frame.rgb)
     return {"images": np.stack(images), "occupancy": occupancy}
 
 

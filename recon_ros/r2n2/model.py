@@ -31,22 +31,24 @@ class R2N2Config:
 
     Attributes:
         image_size: square input side (127 in the seed).
-        encoder_channels: the six convolutions' widths (the seed's 96-256, sized for a CPU).
-        feature_size: the view encoding (1024).
+        encoder_channels: the six convolutions' widths (the seed's 96-256; ours narrower, so
+            that a batch of 16 objects trains in about 1.2 s on 2 CPU cores: 7.9 M
+            parameters against 29 M at the seed's widths, 4.3 s a step).
+        feature_size: the view encoding (the seed's 1024; 512 here, the same reason).
         grid: LSTM units per side (4).
-        hidden: channels of each unit's state.
+        hidden: channels of each unit's state (the seed's 128; 64 here).
         neighbourhood: 3 (units coupled to neighbours) or 1 (each alone).
         decoder_channels: widths after each 2x up-sampling (4 -> 8 -> 16 -> 32).
         output_size: occupancy grid side (32).
     """
 
     image_size: int = 127
-    encoder_channels: tuple[int, ...] = (32, 64, 128, 128, 256, 256)
-    feature_size: int = 1024
+    encoder_channels: tuple[int, ...] = (16, 32, 64, 128, 128, 256)
+    feature_size: int = 512
     grid: int = 4
-    hidden: int = 128
+    hidden: int = 64
     neighbourhood: int = 3
-    decoder_channels: tuple[int, ...] = (128, 64, 32)
+    decoder_channels: tuple[int, ...] = (64, 32, 16)
     output_size: int = 32
 
     def __post_init__(self) -> None:

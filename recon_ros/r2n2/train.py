@@ -18,12 +18,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.utils.data import ConcatDataset
 
 from recon_ros.core.atomic_io import atomic_write_bytes
 from recon_ros.core.checkpoint import load_model, save_checkpoint
 from recon_ros.r2n2.data import ObjectSamples
 from recon_ros.r2n2.model import ConvLSTMR2N2, R2N2Config, occupancy_iou, voxel_cross_entropy
 from recon_ros.scenes.objects import OBJECT_CLASSES
+from recon_ros.training.data import PhotometricConfig, photometric_jitter
 from recon_ros.training.run_folder import RunFolder, add_run_arguments
 
 R2N2_CHECKPOINT_FORMAT = "recon_ros.r2n2"
@@ -70,7 +72,7 @@ def evaluate_objects(model: ConvLSTMR2N2, samples: ObjectSamples, views: int, li
 
 def add_train_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("r2n2", help="train the conv-LSTM 3D-R2N2 (seed 001)")
-    p.add_argument("--data", required=True, help="object sample folder")
+    p.add_argument("--data", nargs="+", required=True, help="object sample folders")
     p.add_argument("--val-data", required=True, help="validation object sample folder")
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--neighbourhood", type=int, choices=(1, 3), default=3)
@@ -83,7 +85,9 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
 def run_training(args: argparse.Namespace) -> int:
     torch.set_num_threads(max(1, args.threads))
     torch.manual_seed(args.seed)
-    train, val = ObjectSamples(args.data), ObjectSamples(args.val_data)
+    train = ConcatDataset([ObjectSamples(folder) for folder in args.data])
+    val = ObjectSamples(args.val_data)
+    photometric = PhotometricConfig()
     model = ConvLSTMR2N2(R2N2Config(neighbourhood=args.neighbourhood))
     optimiser = torch.optim.Adam(model.parameters(), lr=args.lr)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -91,7 +95,8 @@ def run_training(args: argparse.Namespace) -> int:
     if run.resume(model, optimiser):
         print(f"resumed at step {run.step}", flush=True)
     recipe = (
-        f"recon-ros train r2n2 --data {args.data} --val-data {args.val_data} --out {args.out} "
+        f"recon-ros train r2n2 --data {' '.join(map(str, args.data))} "
+        f"--val-data {args.val_data} --out {args.out} "
         f"--neighbourhood {args.neighbourhood} --steps {args.steps} --batch-size "
         f"{args.batch_size} --lr {args.lr} --threads {args.threads} --seed {args.seed}"
     )
@@ -106,7 +111,13 @@ def run_training(args: argparse.Namespace) -> int:
         available = min(item["views"].shape[0] for item in items)
         count = int(rng.integers(1, min(MAX_VIEWS, available) + 1))
         order = rng.permutation(available)[:count]  # random order and number of views
-        views = torch.stack([item["views"][order] for item in items])
+        # every view its own colour jitter: real cameras differ in exposure and white balance
+        views = torch.stack(
+            [
+                torch.stack([photometric_jitter(v, rng, photometric) for v in item["views"][order]])
+                for item in items
+            ]
+        )
         occupancy = torch.stack([item["occupancy"] for item in items])
         loss = voxel_cross_entropy(model(views), occupancy)
         optimiser.zero_grad(set_to_none=True)

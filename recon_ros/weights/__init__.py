@@ -5,6 +5,12 @@ from pathlib import Path
 
 WEIGHTS_DIR = Path(__file__).resolve().parent
 
+
+def first_shipped(candidates: tuple[str, ...]) -> Path | None:
+    """The first of ``candidates`` (file names) present in the weights folder, or None."""
+    return next((WEIGHTS_DIR / n for n in candidates if (WEIGHTS_DIR / n).is_file()), None)
+
+
 #: Trained Atlas weights, once they exist. The labelled plumbing checkpoint
 #: (``atlas_untrained.pt``) is never a default: it is loaded only when named.
 ATLAS_CANDIDATES = ("atlas_default.pt",)
@@ -14,10 +20,9 @@ def default_atlas_weights() -> Path:
     """The Atlas checkpoint atlas_node and the replay load for the ``atlas`` pipeline when none
     is given; raises FileNotFoundError (the node refuses to start, saying why) while no trained
     weights ship."""
-    for name in ATLAS_CANDIDATES:
-        path = WEIGHTS_DIR / name
-        if path.is_file():
-            return path
+    path = first_shipped(ATLAS_CANDIDATES)
+    if path is not None:
+        return path
     raise FileNotFoundError(
         f"no trained Atlas weights ship in {WEIGHTS_DIR} (looked for {', '.join(ATLAS_CANDIDATES)})"
         "; the 'atlas' pipeline needs weights_path (atlas_untrained.pt there is the untrained "
@@ -30,10 +35,9 @@ SUFFICIENCY_CANDIDATES = ("sufficiency_default.pt", "sufficiency_untrained.pt")
 
 def default_sufficiency_weights() -> Path:
     """The conjugate-pair network checkpoint sufficiency_node loads when none is given."""
-    for name in SUFFICIENCY_CANDIDATES:
-        path = WEIGHTS_DIR / name
-        if path.is_file():
-            return path
+    path = first_shipped(SUFFICIENCY_CANDIDATES)
+    if path is not None:
+        return path
     raise FileNotFoundError(
         f"no sufficiency weights in {WEIGHTS_DIR} (looked for {', '.join(SUFFICIENCY_CANDIDATES)})"
     )
@@ -45,11 +49,7 @@ DEPTH_CANDIDATES = ("depth_default.pt",)
 def default_depth_weights() -> Path | None:
     """The multi-view depth network's checkpoint (stereo depth and semantic labels of the fusion
     pipeline), or None when none ships."""
-    for name in DEPTH_CANDIDATES:
-        path = WEIGHTS_DIR / name
-        if path.is_file():
-            return path
-    return None
+    return first_shipped(DEPTH_CANDIDATES)
 
 
 REFINE_CANDIDATES = ("refine_default.pt",)
@@ -57,8 +57,19 @@ REFINE_CANDIDATES = ("refine_default.pt",)
 
 def default_refine_weights() -> Path | None:
     """The 3D refinement network's checkpoint of the fusion pipeline, or None when none ships."""
-    for name in REFINE_CANDIDATES:
-        path = WEIGHTS_DIR / name
-        if path.is_file():
-            return path
-    return None
+    return first_shipped(REFINE_CANDIDATES)
+
+
+R2N2_CANDIDATES = ("r2n2_default.pt",)
+
+
+def default_r2n2_weights() -> Path:
+    """The 3D-R2N2 checkpoint object_node and ``recon-ros reconstruct-object`` load when none is
+    given; raises FileNotFoundError (saying so) while none ships."""
+    path = first_shipped(R2N2_CANDIDATES)
+    if path is not None:
+        return path
+    raise FileNotFoundError(
+        f"no 3D-R2N2 weights ship in {WEIGHTS_DIR} (looked for {', '.join(R2N2_CANDIDATES)}); "
+        "give weights_path (train them with `recon-ros train r2n2`)"
+    )

@@ -11,9 +11,6 @@ from recon_ros.r2n2.model import (
     voxel_cross_entropy,
 )
 
-SMALL = dict(image_size=31, encoder_channels=(4, 8, 8, 8, 8, 8), feature_size=32, hidden=8,
-             decoder_channels=(8, 4, 4))  # fmt: skip
-
 
 def test_shapes_and_parameter_counts():
     full = ConvLSTMR2N2()
@@ -32,9 +29,9 @@ def test_shapes_and_parameter_counts():
         R2N2Config(neighbourhood=2)
 
 
-def test_views_in_any_number_and_the_state_depends_on_them():
+def test_views_in_any_number_and_the_state_depends_on_them(tiny_r2n2_config):
     torch.manual_seed(0)
-    model = ConvLSTMR2N2(R2N2Config(**SMALL)).eval()
+    model = ConvLSTMR2N2(tiny_r2n2_config).eval()
     views = torch.rand(1, 5, 3, 31, 31)
     with torch.no_grad():
         one, five = model(views[:, :1]), model(views)
@@ -42,11 +39,11 @@ def test_views_in_any_number_and_the_state_depends_on_them():
     assert not torch.allclose(one, five)
 
 
-def test_a_few_training_steps_lower_the_loss():
+def test_a_few_training_steps_lower_the_loss(tiny_r2n2_config):
     """Two toy objects told apart by colour: a red view means a cube in one corner, a green view
     a slab at the bottom."""
     torch.manual_seed(0)
-    model = ConvLSTMR2N2(R2N2Config(**SMALL))
+    model = ConvLSTMR2N2(tiny_r2n2_config)
     optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)
     views = torch.zeros(2, 2, 3, 31, 31)
     views[0, :, 0] = 1.0

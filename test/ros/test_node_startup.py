@@ -10,6 +10,8 @@ import pytest
         ("atlas_node", {"voxel_size_m": -5.0}, "voxel_size_m out of range"),
         ("sufficiency_node", {"weights_path": "BAD"}, "is not a loadable weights-only torch file"),
         ("atlas_node", {"depth_weights_path": "BAD"}, "is not a loadable weights-only torch file"),
+        ("object_node", {"weights_path": "BAD"}, "is not a loadable weights-only torch file"),
+        ("object_node", {"threshold": 2.0}, "threshold"),
     ],
 )
 def test_a_node_that_cannot_start_says_why(name, params, cause, start_node, tmp_path):
