@@ -492,6 +492,11 @@ SUFFICIENCY_PARAMS = (
 )
 
 
+def _input_param(name: str) -> Param:
+    """An input parameter other nodes share with atlas_node (one definition)."""
+    return next(p for p in INPUT_PARAMS if p.name == name)
+
+
 #: object_node: one object's whole shape from a few views (3D-R2N2), on request.
 OBJECT_PARAMS = (
     Param(
@@ -512,7 +517,65 @@ OBJECT_PARAMS = (
         "Requests with more views than this are refused (each view costs one network step).",
         (1, 1000),
     ),
-    next(p for p in INPUT_PARAMS if p.name == "max_image_pixels"),
+    _input_param("max_image_pixels"),
+)
+
+
+#: rig_node: a room seen by fixed cameras (Everted U-Net), its occupancy and object classes.
+RIG_PARAMS = (
+    Param(
+        "weights_path",
+        "",
+        "Everted U-Net checkpoint (.pt, weights_only); empty: the weights shipped with the "
+        "package.",
+    ),
+    Param("device", "auto", "Torch device: 'auto' (cuda when present), 'cpu', 'cuda' or 'cuda:N'."),
+    Param(
+        "image_topics",
+        ["/rig/camera_0/image_raw", "/rig/camera_1/image_raw", "/rig/camera_2/image_raw"],
+        "The rig's image topics, in the order of the cameras the model was trained with.",
+    ),
+    Param("room_frame", "room", "Frame of the published grid (the room the rig watches)."),
+    Param(
+        "grid_corner",
+        [0.0, 0.0, 0.0],
+        "Room-frame lower corner (x, y, z, metres) of the model's 80 x 96 x 64 grid.",
+    ),
+    Param(
+        "voxel_size_m",
+        0.0625,
+        "Edge of the grid's cubic voxels (0.0625: a 5 x 6 x 4 m room).",
+        (0.001, 10.0),
+    ),
+    Param(
+        "rate_hz",
+        1.0,
+        "Predictions per second at most (one once every camera has sent an image, and then "
+        "whenever a newer one arrived).",
+        (0.01, 100.0),
+    ),
+    Param(
+        "max_image_age_s",
+        2.0,
+        "Images older than this (by header stamp) than the rig's newest are stale: the "
+        "prediction waits for that camera (0: never stale).",
+        (0.0, 3600.0),
+    ),
+    Param(
+        "occupancy_threshold",
+        0.5,
+        "Voxels at or above this occupancy probability are occupied.",
+        (0.01, 0.99),
+    ),
+    Param(
+        "mask_threshold",
+        0.5,
+        "An occupied voxel takes the most likely class whose mask reaches this; else unlabelled.",
+        (0.01, 0.99),
+    ),
+    _input_param("image_qos"),
+    _input_param("max_image_pixels"),
+    _input_param("log_throttle_s"),
 )
 
 
@@ -604,6 +667,7 @@ def config_yaml() -> str:
             ),
         ),
         ("object_node", (("objects from a few views", OBJECT_PARAMS),)),
+        ("rig_node", (("a room seen by fixed cameras", RIG_PARAMS),)),
     )
     for node, sections in nodes:
         # Keyed /**/<node>: the file applies in any namespace (a robot1/atlas_node too).

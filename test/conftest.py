@@ -29,3 +29,13 @@ def tiny_r2n2_config():
 
     return R2N2Config(image_size=31, encoder_channels=(4, 8, 8, 8, 8, 8), feature_size=32,
                       hidden=8, decoder_channels=(8, 4, 4))  # fmt: skip
+
+
+@pytest.fixture
+def tiny_everted_config():
+    """An Everted U-Net small enough for tests (64 x 64 views, a few channels) with the paper's
+    80 x 96 x 64 grid, real code."""
+    from recon_ros.everted.model import EvertedConfig
+
+    return EvertedConfig(image_size=64, encoder_channels=(4, 8, 8), volume_channels=6,
+                         branch_channels=(6, 4, 4, 4), dropout=0.0)  # fmt: skip

@@ -11,6 +11,7 @@ from recon_ros.parameters import (
     ALL_PARAMS,
     INPUT_PARAMS,
     OBJECT_PARAMS,
+    RIG_PARAMS,
     SUFFICIENCY_PARAMS,
     config_yaml,
     resolve,
@@ -25,6 +26,7 @@ def test_config_lists_every_parameter_with_its_default():
         ("atlas_node", ALL_PARAMS),
         ("sufficiency_node", INPUT_PARAMS + SUFFICIENCY_PARAMS),
         ("object_node", OBJECT_PARAMS),
+        ("rig_node", RIG_PARAMS),
     ):
         values = config[f"/**/{node}"]["ros__parameters"]  # applies in any namespace
         assert list(values) == [p.name for p in table], node
@@ -37,26 +39,27 @@ def test_config_lists_every_parameter_with_its_default():
 
 
 def test_launch_file_starts_installed_executables_with_the_installed_config():
-    launch = (REPO / "launch" / "atlas.launch.py").read_text()
-    tree = ast.parse(launch)
-    executables = {
-        kw.value.value
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Call)
-        for kw in node.keywords
-        if kw.arg == "executable" and isinstance(kw.value, ast.Constant)
-    }
     cmake = (REPO / "CMakeLists.txt").read_text()
     installed = set(
-        re.search(r"PROGRAMS ([^\n]+)\n\s+DESTINATION lib", cmake)
+        re.search(r"PROGRAMS (.+?)\s+DESTINATION lib", cmake, re.S)
         .group(1)
         .replace("scripts/", "")
         .split()
     )
-    assert executables - {"rviz2"} <= installed
     for name in installed:
         assert (REPO / "scripts" / name).stat().st_mode & 0o111, f"scripts/{name} is not executable"
-    assert '"config", "atlas.yaml"' in launch and "atlas.rviz" in launch
+    for launch_file in ("atlas.launch.py", "rig.launch.py"):
+        launch = (REPO / "launch" / launch_file).read_text()
+        executables = {
+            kw.value.value
+            for node in ast.walk(ast.parse(launch))
+            if isinstance(node, ast.Call)
+            for kw in node.keywords
+            if kw.arg == "executable" and isinstance(kw.value, ast.Constant)
+        }
+        assert executables and executables - {"rviz2"} <= installed, launch_file
+        assert '"config", "atlas.yaml"' in launch, launch_file
+    assert "atlas.rviz" in (REPO / "launch" / "atlas.launch.py").read_text()
     assert "install(DIRECTORY launch config demo" in cmake
     rviz = yaml.safe_load((REPO / "config" / "atlas.rviz").read_text())
     topics = {d.get("Topic", {}).get("Value") for d in rviz["Visualization Manager"]["Displays"]}

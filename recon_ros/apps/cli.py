@@ -34,6 +34,10 @@ COMMANDS = {
     ),
     "bench-fuzz": ("recon_ros.apps.benchmarks.fuzz", "malformed input against a live atlas_node"),
     "bench-soak": ("recon_ros.apps.benchmarks.soak", "memory over a long run of the same bag"),
+    "bench-models": (
+        "recon_ros.apps.benchmarks.models",
+        "inference speed of the seed models (3D-R2N2, Everted U-Net, IF-Net)",
+    ),
     "reconstruct-object": (
         "recon_ros.apps.reconstruct_object",
         "one object's whole shape from a few views of it (3D-R2N2)",

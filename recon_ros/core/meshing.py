@@ -150,6 +150,33 @@ def marching_cubes_reference(
     return np.array(sorted(points)) * voxel_size + np.asarray(origin, dtype=np.float64)
 
 
+def occupancy_surface(
+    occupancy: np.ndarray, threshold: float, origin, voxel_size: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """The closed surface around the voxels of ``occupancy`` (X, Y, Z) at or above
+    ``threshold`` (a probability or any value that rises inwards): marching cubes on the grid
+    padded with empty voxels, so it closes at the grid's faces; faces wound to look outwards.
+
+    Args:
+        origin: (3,) centre of voxel (0, 0, 0).
+
+    Returns:
+        vertices (N, 3) float32 metres, faces (M, 3) int32; empty when nothing reaches the
+        threshold.
+    """
+    occupancy = np.asarray(occupancy, dtype=np.float32)
+    if occupancy.ndim != 3:
+        raise ValueError(f"occupancy: expected (X, Y, Z), got {occupancy.shape}")
+    if not occupancy.max(initial=-np.inf) >= threshold:
+        return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.int32)
+    padded = np.pad(occupancy, 1, constant_values=min(float(occupancy.min()), threshold - 1.0))
+    vertices, faces, _, _ = marching_cubes(padded, level=threshold, allow_degenerate=False)
+    # padded index p is voxel p - 1
+    world = (vertices - 1.0) * voxel_size + np.asarray(origin, dtype=np.float64)
+    # marching cubes winds faces by the gradient, which points inwards here: reverse them
+    return world.astype(np.float32), np.ascontiguousarray(faces[:, ::-1]).astype(np.int32)
+
+
 def sample_nearest_voxel(
     volume: np.ndarray, points: np.ndarray, origin: np.ndarray, voxel_size: float
 ) -> np.ndarray:

@@ -248,3 +248,50 @@ def export_bag(
             if progress is not None:
                 progress(done)
     return Path(path)
+
+
+def rig_image_topic(camera: int) -> str:
+    """Image topic of rig camera ``camera`` in a rig bag (rig_node's default ``image_topics``)."""
+    return f"/rig/camera_{camera}/image_raw"
+
+
+def export_rig_bag(
+    sequence: FrameSequence,
+    path: str | os.PathLike,
+    storage: str = "mcap",
+    *,
+    seconds: float = 5.0,
+    rate_hz: float = 2.0,
+    room_frame: str = "room",
+    overwrite: bool = False,
+) -> Path:
+    """Write a fixed rig's frames (``sequence``: one frame per camera, as ``--trajectory rig``
+    generates) as a rosbag2 of live cameras: each camera's image and CameraInfo on its own topics
+    (``rig_image_topic(k)``, ``/rig/camera_k/camera_info``, frame ``rig_camera_k_optical_frame``)
+    at ``rate_hz`` for ``seconds``, the cameras' poses on /tf_static (``room_frame`` -> each
+    optical frame, the room being the sequence's world). A fixed camera sees the same image
+    every frame; a live one would differ only by sensor noise."""
+    if len(sequence) == 0:
+        raise ValueError("sequence: no frames to export")
+    if rate_hz <= 0 or seconds <= 0:
+        raise ValueError(f"rate_hz and seconds must be positive, got {rate_hz}, {seconds}")
+    frames = [sequence[k] for k in range(len(sequence))]
+    optical = [f"rig_camera_{k}_optical_frame" for k in range(len(frames))]
+    start = int(sequence.stamps_ns[0])
+    period = round(1e9 / rate_hz)
+    with BagWriter(path, storage=storage, overwrite=overwrite) as bag:
+        bag.write_transforms(
+            [(room_frame, optical[k], sequence.poses[k]) for k in range(len(frames))],
+            start - 1_000_000,
+            static=True,
+        )
+        for tick in range(max(1, round(seconds * rate_hz))):
+            for k, frame in enumerate(frames):
+                stamp = start + tick * period + k * 1_000_000  # cameras a millisecond apart
+                height, width = frame.rgb.shape[:2]
+                bag.write_camera_info(
+                    f"/rig/camera_{k}/camera_info", frame.K, width, height, stamp,
+                    frame_id=optical[k],
+                )  # fmt: skip
+                bag.write_image(rig_image_topic(k), frame.rgb, stamp, optical[k], encoding="rgb8")
+    return Path(path)

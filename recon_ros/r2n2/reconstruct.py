@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F  # noqa: N812 (the usual torch name)
 
 from recon_ros.core.mesh import Mesh
+from recon_ros.core.meshing import occupancy_surface
 from recon_ros.r2n2.model import ConvLSTMR2N2
 
 #: The seed's occupancy threshold.
@@ -106,23 +107,14 @@ def prepare_view_reference(
 
 
 def occupancy_mesh(occupancy: np.ndarray, threshold: float, size_m: float) -> Mesh:
-    """The surface of ``occupancy`` >= ``threshold`` (marching cubes on a grid padded with empty
-    voxels, so the surface is closed), scaled into a cube of edge ``size_m`` centred on 0."""
-    from skimage.measure import marching_cubes
-
+    """The closed surface of ``occupancy`` >= ``threshold`` in a cube of edge ``size_m`` centred
+    on 0 (``core.meshing.occupancy_surface``), grey."""
     grid = occupancy.shape[0]
-    padded = np.pad(occupancy.astype(np.float32), 1)
-    if not (padded.max() >= threshold):
-        return Mesh()
-    vertices, faces, _, _ = marching_cubes(padded, level=threshold, allow_degenerate=False)
     voxel = size_m / grid
-    # padded index p is voxel p - 1, whose centre lies at ((p - 1) + 0.5) * voxel - size_m / 2
-    vertices = ((vertices - 0.5) * voxel - size_m / 2).astype(np.float32)
-    # marching cubes orients faces with the gradient; occupancy rises inwards, so flip them to
-    # face outwards (RViz lights the front side)
-    faces = faces[:, ::-1].astype(np.int32)
+    origin = np.full(3, voxel / 2 - size_m / 2)  # the centre of voxel (0, 0, 0)
+    vertices, faces = occupancy_surface(occupancy, threshold, origin, voxel)
     colors = np.tile(np.array(MESH_GREY, np.uint8), (len(vertices), 1))
-    return Mesh(vertices=vertices, faces=np.ascontiguousarray(faces), colors=colors)
+    return Mesh(vertices=vertices, faces=faces, colors=colors)
 
 
 @torch.no_grad()

@@ -44,7 +44,8 @@ class GenerationConfig:
         mesh_resolution: seam edge (union) or voxel (marching cubes) of the reference mesh
             (m); ``None`` for no mesh.
         shadows: cast shadows.
-        bag_storage: also export a rosbag2 (``"mcap"`` or ``"sqlite3"``) into ``bag/``.
+        bag_storage: also export a rosbag2 (``"mcap"`` or ``"sqlite3"``) into ``bag/`` (a rig's
+            as live fixed cameras, ``datasets.bag_export.export_rig_bag``).
     """
 
     scene: SceneConfig = field(default_factory=SceneConfig)
@@ -218,7 +219,9 @@ def generate_scene_folder(
         }
         writer.write_metadata(metadata, K)
         if config.bag_storage is not None:
-            from recon_ros.datasets.bag_export import export_bag
+            from recon_ros.datasets.bag_export import export_bag, export_rig_bag
 
-            export_bag(SyntheticSequence(writer.tmp), writer.tmp / "bag", config.bag_storage)
+            # a rig is fixed cameras, each on its own topics (what rig_node subscribes to)
+            export = export_rig_bag if trajectory.kind == "rig" else export_bag
+            export(SyntheticSequence(writer.tmp), writer.tmp / "bag", config.bag_storage)
     return Path(folder)

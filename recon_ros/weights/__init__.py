@@ -73,3 +73,19 @@ def default_r2n2_weights() -> Path:
         f"no 3D-R2N2 weights ship in {WEIGHTS_DIR} (looked for {', '.join(R2N2_CANDIDATES)}); "
         "give weights_path (train them with `recon-ros train r2n2`)"
     )
+
+
+EVERTED_CANDIDATES = ("everted_default.pt",)
+
+
+def default_everted_weights() -> Path:
+    """The Everted U-Net checkpoint rig_node loads when none is given; raises FileNotFoundError
+    (saying so) while none ships."""
+    path = first_shipped(EVERTED_CANDIDATES)
+    if path is not None:
+        return path
+    raise FileNotFoundError(
+        f"no Everted U-Net weights ship in {WEIGHTS_DIR} (looked for "
+        f"{', '.join(EVERTED_CANDIDATES)}); give weights_path (train them with `recon-ros train "
+        "everted-unet`)"
+    )

@@ -16,31 +16,15 @@ the frustum and plane-sweep channels; ``rgb``: the paper's images only).
 """
 
 import argparse
-import time
-from collections.abc import Callable
 
-import numpy as np
 import torch
 
+from recon_ros.apps.benchmarks import time_calls
 from recon_ros.sufficiency.estimator import SufficiencyEstimator
 from recon_ros.sufficiency.labels import conjugate_pair_labels
 from recon_ros.sufficiency.linknet import LinkNet, count_parameters
 from recon_ros.sufficiency.preprocess import input_channels
 from recon_ros.sufficiency.synthetic import ToySequence
-
-
-def _rate(fn: Callable[[], object], iterations: int, warmup: int, sync: Callable[[], None]):
-    for _ in range(warmup):
-        fn()
-    sync()
-    times = []
-    for _ in range(iterations):
-        t = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - t)
-    med, best = float(np.median(times)), float(np.min(times))
-    return {"median_ms": med * 1e3, "best_ms": best * 1e3, "per_s": 1.0 / med}
 
 
 def benchmark_sufficiency(
@@ -63,7 +47,7 @@ def benchmark_sufficiency(
     frames = [seq[i] for i in range(len(seq))]
     ref, partners = frames[-1], frames[-1 - m : -1]
     rows = []
-    labels = _rate(
+    labels = time_calls(
         lambda: conjugate_pair_labels(
             ref.depth,
             ref.K,
@@ -93,7 +77,8 @@ def benchmark_sufficiency(
                 with torch.inference_mode():
                     net(x)
 
-            r = _rate(forward, iterations if batch == 1 else max(3, iterations // 4), warmup, sync)
+            repeats = iterations if batch == 1 else max(3, iterations // 4)
+            r = time_calls(forward, repeats, warmup, sync)
             r = {
                 "median_ms": r["median_ms"] / batch,
                 "best_ms": r["best_ms"] / batch,
@@ -107,7 +92,7 @@ def benchmark_sufficiency(
             {
                 "device": name,
                 "what": "estimator.estimate()",
-                **_rate(est.estimate, iterations, warmup, sync),
+                **time_calls(est.estimate, iterations, warmup, sync),
             }
         )
     return {
