@@ -579,6 +579,33 @@ RIG_PARAMS = (
 )
 
 
+#: ifnet_node: the scene in front of each image from that image alone (depth U-Net + IF-Net).
+IFNET_PARAMS = (
+    Param(
+        "weights_path",
+        "",
+        "Single-view depth + IF-Net checkpoint (.pt, weights_only); empty: the weights shipped "
+        "with the package.",
+    ),
+    Param("device", "auto", "Torch device: 'auto' (cuda when present), 'cpu', 'cuda' or 'cuda:N'."),
+    Param(
+        "rate_hz",
+        1.0,
+        "Images completed per second at most (the newest one each time; older ones are skipped).",
+        (0.01, 100.0),
+    ),
+    Param(
+        "occupancy_threshold",
+        0.5,
+        "The mesh is the surface where the occupancy probability crosses this.",
+        (0.01, 0.99),
+    ),
+    _input_param("image_qos"),
+    _input_param("max_image_pixels"),
+    _input_param("log_throttle_s"),
+)
+
+
 def check_value(param: Param, value) -> None:
     """Raise ValueError when ``value`` is outside the parameter's range or choices."""
     if param.choices is not None and value not in param.choices:
@@ -668,6 +695,7 @@ def config_yaml() -> str:
         ),
         ("object_node", (("objects from a few views", OBJECT_PARAMS),)),
         ("rig_node", (("a room seen by fixed cameras", RIG_PARAMS),)),
+        ("ifnet_node", (("the scene in front of one image", IFNET_PARAMS),)),
     )
     for node, sections in nodes:
         # Keyed /**/<node>: the file applies in any namespace (a robot1/atlas_node too).

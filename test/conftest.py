@@ -39,3 +39,15 @@ def tiny_everted_config():
 
     return EvertedConfig(image_size=64, encoder_channels=(4, 8, 8), volume_channels=6,
                          branch_channels=(6, 4, 4, 4), dropout=0.0)  # fmt: skip
+
+
+@pytest.fixture
+def tiny_ifnet_config():
+    """A single-view depth + IF-Net small enough for tests (32 x 32 input, 16 x 12 x 12 grid),
+    real code."""
+    from recon_ros.ifnet.ifnet import SingleViewConfig
+
+    return SingleViewConfig(
+        grid_dims=(16, 12, 12), voxel_size=0.25, near=0.5, image_size=(32, 32), unet_levels=3,
+        unet_channels=4, unet_max_channels=8, ifnet_channels=(4, 8), ifnet_hidden=16,
+    )  # fmt: skip

@@ -9,6 +9,7 @@ import yaml
 
 from recon_ros.parameters import (
     ALL_PARAMS,
+    IFNET_PARAMS,
     INPUT_PARAMS,
     OBJECT_PARAMS,
     RIG_PARAMS,
@@ -27,6 +28,7 @@ def test_config_lists_every_parameter_with_its_default():
         ("sufficiency_node", INPUT_PARAMS + SUFFICIENCY_PARAMS),
         ("object_node", OBJECT_PARAMS),
         ("rig_node", RIG_PARAMS),
+        ("ifnet_node", IFNET_PARAMS),
     ):
         values = config[f"/**/{node}"]["ros__parameters"]  # applies in any namespace
         assert list(values) == [p.name for p in table], node

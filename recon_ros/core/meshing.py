@@ -151,11 +151,12 @@ def marching_cubes_reference(
 
 
 def occupancy_surface(
-    occupancy: np.ndarray, threshold: float, origin, voxel_size: float
+    occupancy: np.ndarray, threshold: float, origin, voxel_size: float, closed: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The closed surface around the voxels of ``occupancy`` (X, Y, Z) at or above
-    ``threshold`` (a probability or any value that rises inwards): marching cubes on the grid
-    padded with empty voxels, so it closes at the grid's faces; faces wound to look outwards.
+    """The surface around the voxels of ``occupancy`` (X, Y, Z) at or above ``threshold`` (a
+    probability or any value that rises inwards), faces wound to look outwards: marching cubes
+    on the grid padded with empty voxels, so it closes at the grid's faces (an object), or, not
+    ``closed``, on the grid as it is, open where solids leave it (a scene cut by its grid).
 
     Args:
         origin: (3,) centre of voxel (0, 0, 0).
@@ -169,10 +170,15 @@ def occupancy_surface(
         raise ValueError(f"occupancy: expected (X, Y, Z), got {occupancy.shape}")
     if not occupancy.max(initial=-np.inf) >= threshold:
         return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.int32)
-    padded = np.pad(occupancy, 1, constant_values=min(float(occupancy.min()), threshold - 1.0))
-    vertices, faces, _, _ = marching_cubes(padded, level=threshold, allow_degenerate=False)
-    # padded index p is voxel p - 1
-    world = (vertices - 1.0) * voxel_size + np.asarray(origin, dtype=np.float64)
+    pad = 1 if closed else 0
+    if closed:
+        empty = min(float(occupancy.min()), threshold - 1.0)
+        occupancy = np.pad(occupancy, 1, constant_values=empty)
+    elif min(occupancy.shape) < 2 or not occupancy.min() < threshold:
+        return np.zeros((0, 3), np.float32), np.zeros((0, 3), np.int32)
+    vertices, faces, _, _ = marching_cubes(occupancy, level=threshold, allow_degenerate=False)
+    # padded index p is voxel p - pad
+    world = (vertices - pad) * voxel_size + np.asarray(origin, dtype=np.float64)
     # marching cubes winds faces by the gradient, which points inwards here: reverse them
     return world.astype(np.float32), np.ascontiguousarray(faces[:, ::-1]).astype(np.int32)
 

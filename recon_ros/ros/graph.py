@@ -53,6 +53,13 @@ class NodeProcess:
     def alive(self) -> bool:
         return self.process.poll() is None
 
+    def wait_for_log(self, text: str, timeout: float = 30.0) -> str:
+        """The log once ``text`` appears in it (or once ``timeout`` has passed)."""
+        deadline = time.monotonic() + timeout
+        while text not in self.log() and time.monotonic() < deadline and self.alive():
+            time.sleep(0.1)
+        return self.log()
+
     def stop(self, timeout: float = 10.0) -> int:
         if self.alive():
             self.process.send_signal(signal.SIGINT)
@@ -163,6 +170,17 @@ class ObserverNode:
 
     def collect(self, msg_type, topic: str, qos) -> Collector:
         return Collector(self.node, msg_type, topic, qos)
+
+    def matched_publisher(self, msg_type, topic: str, qos, timeout: float = 30.0):
+        """A publisher on ``topic`` once some subscription has matched it (what is published
+        before would be lost); raises TimeoutError after ``timeout``."""
+        publisher = self.node.create_publisher(msg_type, topic, qos)
+        deadline = time.monotonic() + timeout
+        while publisher.get_subscription_count() == 0:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no subscriber matched {topic} within {timeout} s")
+            time.sleep(0.05)
+        return publisher
 
     def call(self, srv_type, name: str, request, timeout: float = 30.0):
         client = self._client_node.create_client(srv_type, name)

@@ -89,3 +89,19 @@ def default_everted_weights() -> Path:
         f"{', '.join(EVERTED_CANDIDATES)}); give weights_path (train them with `recon-ros train "
         "everted-unet`)"
     )
+
+
+IFNET_CANDIDATES = ("ifnet_default.pt",)
+
+
+def default_ifnet_weights() -> Path:
+    """The single-view depth + IF-Net checkpoint ifnet_node loads when none is given; raises
+    FileNotFoundError (saying so) while none ships."""
+    path = first_shipped(IFNET_CANDIDATES)
+    if path is not None:
+        return path
+    raise FileNotFoundError(
+        f"no single-view IF-Net weights ship in {WEIGHTS_DIR} (looked for "
+        f"{', '.join(IFNET_CANDIDATES)}); give weights_path (train them with `recon-ros train "
+        "ifnet`)"
+    )

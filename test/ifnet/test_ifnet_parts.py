@@ -100,13 +100,10 @@ def _toy_batch(generator: torch.Generator):
     return grid, images, K, depth, queries, labels
 
 
-def test_a_few_training_steps_lower_the_loss():
+def test_a_few_training_steps_lower_the_loss(tiny_ifnet_config):
     torch.manual_seed(0)
     generator = torch.Generator().manual_seed(0)
-    config = SingleViewConfig(
-        grid_dims=(16, 12, 12), voxel_size=0.25, near=0.5, image_size=(32, 32), unet_levels=3,
-        unet_channels=4, unet_max_channels=8, ifnet_channels=(4, 8), ifnet_hidden=16,
-    )  # fmt: skip
+    config = tiny_ifnet_config
     model = SingleViewIFNet(config)
     assert SingleViewConfig.from_dict(config.to_dict()) == config
     optimiser = torch.optim.Adam(model.parameters(), lr=3e-3)

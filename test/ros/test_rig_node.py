@@ -5,8 +5,6 @@ dropped with a warning and the node keeps going."""
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 import torch
@@ -90,19 +88,13 @@ def test_rig_bag_to_occupied_voxels(ros_node, start_node, tmp_path, tiny_everted
     assert player.stop() == 0
 
     # a camera sends an image that cannot be decoded: dropped, said, and the node goes on
-    publisher = ros_node.node.create_publisher(Image, topics[1], RELIABLE)
-    deadline = time.monotonic() + 30
-    while publisher.get_subscription_count() == 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    publisher = ros_node.matched_publisher(Image, topics[1], RELIABLE)
     newest = last[topics[1]].header.stamp  # the camera's newest image again, its data cut short
     later = newest.sec * 10**9 + newest.nanosec + 1_000_000  # new, and not stale
     stamp = Time(sec=later // 10**9, nanosec=later % 10**9)
     broken = image_conversions.rgb_to_image_msg(images[topics[1]], stamp, "rig_camera_1")
     broken.data = broken.data[:100]
     publisher.publish(broken)
-    deadline = time.monotonic() + 30
-    while "dropped an image" not in node.log() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    log = node.log()
+    log = node.wait_for_log("dropped an image")
     assert "dropped an image on '/rig/camera_1/image_raw'" in log, log[-2000:]
     assert node.alive() and "Traceback" not in log

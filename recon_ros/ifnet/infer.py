@@ -1,0 +1,78 @@
+"""The scene in front of one image, with the trained single-view model (depth U-Net, voxelisation,
+IF-Net): the plain Python API behind ifnet_node.
+
+The image is resized to the network's input (each axis on its own; the intrinsics follow), the
+depth U-Net predicts its depth, the depth is back-projected and voxelised into the
+``FrustumGrid`` in front of the camera, and the IF-Net gives the occupancy of every voxel
+centre. The mesh is the surface at ``threshold`` in the camera's optical frame (x right, y down,
+z forward), open where the scene leaves the grid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from recon_ros.core.camera import PinholeCamera
+from recon_ros.core.mesh import Mesh
+from recon_ros.core.meshing import occupancy_surface
+from recon_ros.ifnet.ifnet import SingleViewIFNet
+from recon_ros.sufficiency.preprocess import resize_rgb
+
+#: Grey of the completed scene's mesh (the model predicts no classes).
+MESH_GREY = (170, 175, 185)
+
+
+@dataclass
+class SceneCompletion:
+    """``depth`` (h, w) float32 metres at the network's input size with its ``camera``;
+    ``occupancy`` (D, H, W) probabilities of the grid (along z, y, x); ``mesh`` in the camera's
+    optical frame."""
+
+    depth: np.ndarray
+    camera: PinholeCamera
+    occupancy: np.ndarray
+    mesh: Mesh
+
+
+@torch.no_grad()
+def complete_scene(
+    model: SingleViewIFNet, rgb: np.ndarray, camera: PinholeCamera, threshold: float = 0.5
+) -> SceneCompletion:
+    """The scene in front of ``rgb`` ((H, W, 3) uint8 of ``camera``): ``SceneCompletion``.
+
+    Raises ValueError for an image that does not match the camera or a threshold outside
+    (0, 1)."""
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f"rgb: expected (H, W, 3) uint8, got {rgb.shape} {rgb.dtype}")
+    if rgb.shape[:2] != (camera.height, camera.width):
+        raise ValueError(
+            f"rgb: {rgb.shape[1]}x{rgb.shape[0]} pixels, the camera's are "
+            f"{camera.width}x{camera.height}"
+        )
+    if not 0.0 < threshold < 1.0:
+        raise ValueError(f"threshold: expected in (0, 1), got {threshold}")
+    width, height = model.config.image_size
+    network_camera = camera.resized(width, height)
+    device = next(model.parameters()).device
+    image = torch.from_numpy(np.array(resize_rgb(rgb, (height, width)))).permute(2, 0, 1)
+    images = (image.float() / 255.0)[None].to(device)
+    K = torch.as_tensor(network_camera.K, dtype=torch.float32)[None].to(device)
+    grid = model.grid
+    centres = grid.centres().reshape(1, -1, 3).to(device)
+    depth, logits = model(images, K, centres)
+    occupancy = torch.sigmoid(logits).view(grid.dims).cpu().numpy().astype(np.float32)
+    # occupancy_surface wants (x, y, z) order; the grid's voxel (k, j, i) sits at origin + (i, j, k)
+    vertices, faces = occupancy_surface(
+        occupancy.transpose(2, 1, 0), threshold, grid.origin, grid.voxel_size, closed=False
+    )
+    colors = np.tile(np.array(MESH_GREY, np.uint8), (len(vertices), 1))
+    return SceneCompletion(
+        depth=depth[0].cpu().numpy().astype(np.float32),
+        camera=network_camera,
+        occupancy=occupancy,
+        mesh=Mesh(vertices=vertices, faces=faces, colors=colors),
+    )

@@ -1,0 +1,116 @@
+"""ifnet_node: the scene in front of the camera from one image alone (seed 004: a depth U-Net, the
+depth voxelised differentiably, an IF-Net completing the occupancy). No poses and no partner
+frames: it gives a robot a shape of what is ahead from its first image on.
+
+Subscribes to ``image`` (sensor_msgs/Image) and ``camera_info``. At most ``rate_hz`` times a
+second it takes the newest image (older ones are skipped, never queued) and publishes, in the
+image's optical frame and with its stamp:
+
+- ``~/depth`` (sensor_msgs/Image 32FC1, metres) at the network's input size, with
+  ``~/depth/camera_info`` (the image's intrinsics scaled to that size);
+- ``~/mesh`` (visualization_msgs/Marker TRIANGLE_LIST, transient local): the completed scene's
+  surface in the grid in front of the camera.
+
+Images that cannot be decoded, and images before any CameraInfo, are dropped with a throttled
+warning. The algorithm is ``recon_ros.ifnet.infer`` (no ROS); this module converts the messages.
+Run: ``ros2 run recon_ros ifnet_node --ros-args -r image:=/camera/image_raw -r
+camera_info:=/camera/camera_info``.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.node import Node
+from rclpy.qos import qos_profile_sensor_data
+
+from recon_ros.io import camera_info_conversions, image_conversions, mesh_conversions
+from recon_ros.parameters import IFNET_PARAMS
+from recon_ros.ros.common import LATCHED_QOS, RELIABLE_STREAM_QOS, run_node, stops_with_context
+from recon_ros.ros.declare_parameters import declare_table
+from recon_ros.ros.posed_input import ThrottledLogger
+from recon_ros.weights import default_ifnet_weights
+
+
+class IFNetNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__("ifnet_node", **kwargs)
+        from sensor_msgs.msg import CameraInfo, Image
+        from visualization_msgs.msg import Marker
+
+        from recon_ros.ifnet.train import load_ifnet
+
+        params = declare_table(self, IFNET_PARAMS)
+        weights = (
+            Path(params["weights_path"]).expanduser()
+            if params["weights_path"]
+            else default_ifnet_weights()
+        )
+        self._model, metadata = load_ifnet(weights, params["device"])
+        if not metadata.get("trained", False):
+            self.get_logger().warning(f"{weights} holds untrained weights: its scenes are noise")
+        self._params = params
+        self._log = ThrottledLogger(self.get_logger(), params["log_throttle_s"])
+        self._lock = threading.Lock()
+        self._image = None  # the newest Image not yet completed
+        self._camera_info = None
+        qos = RELIABLE_STREAM_QOS if params["image_qos"] == "reliable" else qos_profile_sensor_data
+        inputs = MutuallyExclusiveCallbackGroup()
+        self.create_subscription(Image, "image", self._on_image, qos, callback_group=inputs)
+        self.create_subscription(
+            CameraInfo, "camera_info", self._on_camera_info, qos, callback_group=inputs
+        )
+        self._depth_pub = self.create_publisher(Image, "~/depth", 10)
+        self._depth_info_pub = self.create_publisher(CameraInfo, "~/depth/camera_info", 10)
+        self._mesh_pub = self.create_publisher(Marker, "~/mesh", LATCHED_QOS)
+        self.create_timer(
+            1.0 / params["rate_hz"], self._on_timer, callback_group=MutuallyExclusiveCallbackGroup()
+        )
+        width, height = self._model.config.image_size
+        self.get_logger().info(f"ready: {weights.name}, images completed at {width}x{height}")
+
+    def _on_image(self, msg) -> None:
+        with self._lock:  # only hand it on; the timer takes the newest
+            self._image = msg
+
+    def _on_camera_info(self, msg) -> None:
+        with self._lock:
+            self._camera_info = msg
+
+    @stops_with_context
+    def _on_timer(self) -> None:
+        from recon_ros.ifnet.infer import complete_scene
+
+        with self._lock:
+            msg, info, self._image = self._image, self._camera_info, None
+        if msg is None:
+            return
+        if info is None:
+            self._log.warn("no_camera_info", "dropped an image: no CameraInfo received yet")
+            return
+        try:
+            rgb = image_conversions.image_to_rgb(msg, self._params["max_image_pixels"])
+            camera = camera_info_conversions.camera_info_to_camera(info)
+            result = complete_scene(self._model, rgb, camera, self._params["occupancy_threshold"])
+        except ValueError as error:
+            self._log.warn("bad_image", f"dropped an image: {error}")
+            return
+        header = msg.header
+        depth = image_conversions.rgb_to_image_msg(
+            result.depth, header.stamp, header.frame_id, "32FC1"
+        )
+        self._depth_pub.publish(depth)
+        self._depth_info_pub.publish(
+            camera_info_conversions.camera_info_msg(result.camera, header.stamp, header.frame_id)
+        )
+        self._mesh_pub.publish(
+            mesh_conversions.mesh_to_marker(
+                result.mesh, header.stamp, header.frame_id, ns="ifnet_mesh"
+            )
+        )
+
+
+def main(args=None) -> int:
+    return run_node(IFNetNode, "ifnet_node", num_threads=3, args=args)
