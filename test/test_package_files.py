@@ -50,7 +50,7 @@ def test_launch_file_starts_installed_executables_with_the_installed_config():
     )
     for name in installed:
         assert (REPO / "scripts" / name).stat().st_mode & 0o111, f"scripts/{name} is not executable"
-    for launch_file in ("atlas.launch.py", "rig.launch.py"):
+    for launch_file in ("atlas.launch.py", "rig.launch.py", "ifnet.launch.py"):
         launch = (REPO / "launch" / launch_file).read_text()
         executables = {
             kw.value.value
