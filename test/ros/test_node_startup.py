@@ -14,7 +14,7 @@ import pytest
         ("object_node", {"threshold": 2.0}, "threshold"),
         ("rig_node", {"weights_path": "BAD"}, "is not a loadable weights-only torch file"),
         ("rig_node", {"weights_path": "BAD", "grid_corner": [1.0, 2.0]}, "grid_corner"),
-        ("ifnet_node", {}, "no single-view IF-Net weights ship"),
+        ("ifnet_node", {"weights_path": "BAD"}, "is not a loadable weights-only torch file"),
     ],
 )
 def test_a_node_that_cannot_start_says_why(name, params, cause, start_node, tmp_path):
