@@ -62,7 +62,12 @@ def _object_grid(obj) -> tuple[np.ndarray, float]:
 
 
 def object_sample(
-    seed: int, class_name: str, views: int = 5, size: int = VIEW_SIZE, fov_deg: float = 50.0
+    seed: int,
+    class_name: str,
+    views: int = 5,
+    size: int = VIEW_SIZE,
+    fov_deg: float = 50.0,
+    variant_set: str = "all",
 ) -> dict[str, np.ndarray] | None:
     """Views (V, size, size, 3) uint8 and occupancy (32, 32, 32) uint8 of one object (module
     docstring); None when the room could not place it or show it unoccluded from ``views``
@@ -73,7 +78,7 @@ def object_sample(
     if class_name == "laptop":
         counts["table"] = 1
     placement = PlacementConfig(max_counts=counts, min_counts={class_name: 1})
-    scene = generate_scene(seed, SceneConfig(placement=placement))
+    scene = generate_scene(seed, SceneConfig(placement=placement, variant_set=variant_set))
     targets = [
         o for o in scene.visible_objects() if o.class_name == class_name and o.role == "object"
     ]
@@ -129,10 +134,16 @@ def object_sample(
 
 
 def write_object_samples(
-    out: str | os.PathLike, count: int, seed: int, views: int = 5, classes=OBJECT_CLASSES
+    out: str | os.PathLike,
+    count: int,
+    seed: int,
+    views: int = 5,
+    classes=OBJECT_CLASSES,
+    variant_set: str = "all",
 ) -> int:
     """``count`` samples, classes in turn, into ``out`` (``object_NNNNNN.npz`` + index.json);
-    seeds derive from ``seed``; files already there are kept (resumable). Returns the count."""
+    seeds derive from ``seed``; shapes from ``variant_set`` (``SceneConfig.variant_set``); files
+    already there are kept (resumable). Returns the count."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     entries = []
@@ -142,14 +153,23 @@ def write_object_samples(
         path = out / name
         if not path.is_file():
             for attempt in range(20):
-                sample = object_sample(scene_seed(seed, index * 20 + attempt), class_name, views)
+                sample = object_sample(
+                    scene_seed(seed, index * 20 + attempt), class_name, views,
+                    variant_set=variant_set,
+                )  # fmt: skip
                 if sample is not None:
                     break
             else:
                 raise RuntimeError(f"no placement of a {class_name} in 20 rooms (sample {index})")
             write_npz(path, {**sample, "class_id": np.array(OBJECT_CLASSES.index(class_name))})
         entries.append({"file": name, "class": class_name})
-    index = {"format": "recon_ros.r2n2_samples", "seed": seed, "views": views, "samples": entries}
+    index = {
+        "format": "recon_ros.r2n2_samples",
+        "seed": seed,
+        "views": views,
+        "variant_set": variant_set,
+        "samples": entries,
+    }
     atomic_write_bytes(out / "index.json", json.dumps(index, indent=1).encode())
     return len(entries)
 

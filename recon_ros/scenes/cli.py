@@ -106,6 +106,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         default=None,
         help="also export each scene as a rosbag2",
     )
+    parser.add_argument(
+        "--variants",
+        choices=("all", "train", "held_out"),
+        default="all",
+        help="object shapes to draw: all (default), train (one variant per class kept out) or "
+        "held_out (only those: test data with shapes training never saw)",
+    )
     parser.add_argument("--no-shadows", action="store_true")
     parser.add_argument("--noise", type=float, default=0.0, help="image noise std in 8-bit levels")
     parser.add_argument("--blur", type=float, default=0.0, help="image blur std in pixels")
@@ -136,7 +143,7 @@ def config_from_args(args: argparse.Namespace) -> GenerationConfig:
         antialias=args.antialias,
     )
     return GenerationConfig(
-        scene=SceneConfig(),
+        scene=SceneConfig(variant_set=args.variants),
         trajectory=trajectory,
         sensor=sensor,
         width=args.width,
@@ -230,7 +237,9 @@ def run(args: argparse.Namespace) -> int:
     if args.objects:
         from recon_ros.r2n2.data import write_object_samples
 
-        count = write_object_samples(args.output, args.objects, args.seed, args.object_views)
+        count = write_object_samples(
+            args.output, args.objects, args.seed, args.object_views, variant_set=args.variants
+        )
         print(f"{count} object samples in {args.output}")
         return 0
     try:

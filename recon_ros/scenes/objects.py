@@ -959,10 +959,39 @@ VARIANTS: dict[str, dict[str, float]] = {
 }
 
 
+#: One variant per class kept out of training data (``variant_set="train"``) and used alone in
+#: held-out data (``"held_out"``), so that a model is tested on shapes it never saw, as the
+#: Everted U-Net paper tests on unseen models.
+HELD_OUT_VARIANTS: dict[str, str] = {
+    "table": "pedestal",
+    "chair": "armchair",
+    "nightstand": "legs",
+    "laptop": "closed",
+    "bag": "duffel",
+    "human": "sitting",
+}
+VARIANT_SETS = ("all", "train", "held_out")
+
+
 def build_object(
-    class_name: str, rng: np.random.Generator, variant: str | None = None
+    class_name: str,
+    rng: np.random.Generator,
+    variant: str | None = None,
+    variant_set: str = "all",
 ) -> ObjectModel:
-    """Build a random instance of ``class_name`` (one of ``OBJECT_CLASSES``)."""
+    """Build a random instance of ``class_name`` (one of ``OBJECT_CLASSES``), of ``variant`` or
+    drawn from ``variant_set``: ``"all"`` (every variant, at its weight), ``"train"`` (all but
+    ``HELD_OUT_VARIANTS``) or ``"held_out"`` (only those)."""
     if class_name not in BUILDERS:
         raise ValueError(f"class_name: expected one of {OBJECT_CLASSES}, got {class_name!r}")
+    if variant_set not in VARIANT_SETS:
+        raise ValueError(f"variant_set: expected one of {VARIANT_SETS}, got {variant_set!r}")
+    if variant is None and variant_set != "all":
+        held_out = HELD_OUT_VARIANTS[class_name]
+        weights = {
+            name: weight
+            for name, weight in VARIANTS[class_name].items()
+            if (name == held_out) == (variant_set == "held_out")
+        }
+        variant = _choose(rng, weights, None)
     return BUILDERS[class_name](rng, variant)

@@ -26,7 +26,7 @@ from recon_ros.scenes.geometry import (
     local_sdf,
     transform_points,
 )
-from recon_ros.scenes.objects import OBJECT_CLASSES, Support, build_object
+from recon_ros.scenes.objects import OBJECT_CLASSES, VARIANT_SETS, Support, build_object
 from recon_ros.scenes.placement import PlacementConfig, place_objects
 from recon_ros.scenes.room import Room, RoomConfig, build_room
 
@@ -65,6 +65,15 @@ class SceneConfig:
     point_lights: tuple[int, int] = (1, 3)
     directional_light_probability: float = 0.5
     lamps: bool = True
+    #: which object variants the scene may draw (``objects.VARIANT_SETS``): "train" and
+    #: "held_out" split the shapes so held-out data has shapes training never saw
+    variant_set: str = "all"
+
+    def __post_init__(self) -> None:
+        if self.variant_set not in VARIANT_SETS:
+            raise ValueError(
+                f"variant_set: expected one of {VARIANT_SETS}, got {self.variant_set!r}"
+            )
 
     def to_dict(self) -> dict:
         return {
@@ -73,6 +82,7 @@ class SceneConfig:
             "point_lights": list(self.point_lights),
             "directional_light_probability": self.directional_light_probability,
             "lamps": self.lamps,
+            "variant_set": self.variant_set,
         }
 
     @classmethod
@@ -83,6 +93,7 @@ class SceneConfig:
             tuple(d["point_lights"]),
             d["directional_light_probability"],
             d["lamps"],
+            d.get("variant_set", "all"),  # scenes written before the split drew from all
         )
 
 
@@ -382,7 +393,7 @@ def generate_scene(seed: int, config: SceneConfig | None = None) -> Scene:
         lo = config.placement.min_counts.get(cls, 0)
         hi = config.placement.max_counts.get(cls, 0)
         for _ in range(int(rng.integers(lo, hi + 1))):
-            models.append(build_object(cls, rng))
+            models.append(build_object(cls, rng, variant_set=config.variant_set))
     placements = place_objects(rng, models, room.interior, layout.obstacles, config.placement)
     first_id = len(objects) + 1
     for index, placement in enumerate(placements):

@@ -176,3 +176,27 @@ def test_generation_is_deterministic_and_round_trips_through_json():
     assert again.to_dict() == a.to_dict()
     points = np.random.default_rng(0).uniform([0, 0, 0], a.room.size, size=(200, 3))
     np.testing.assert_array_equal(again.sdf(points)[0], a.sdf(points)[0])
+
+
+def test_variant_sets_split_the_shapes_between_training_and_held_out_data():
+    """"train" never draws a held-out variant, "held_out" only those (unseen shapes for the
+    Everted U-Net's test scenes); the choice survives the JSON round trip."""
+    from recon_ros.scenes.objects import HELD_OUT_VARIANTS
+    from recon_ros.scenes.scene import SceneConfig
+
+    placement = PlacementConfig(max_counts={c: 2 for c in OBJECT_CLASSES})
+    seen = {"train": set(), "held_out": set()}
+    for variant_set, drawn in seen.items():
+        config = SceneConfig(placement=placement, variant_set=variant_set)
+        assert SceneConfig.from_dict(config.to_dict()) == config
+        for seed in range(6):
+            for obj in generate_scene(seed, config).objects:
+                if obj.role == "object":
+                    drawn.add((obj.class_name, obj.variant))
+    held_out = set(HELD_OUT_VARIANTS.items())
+    assert seen["held_out"] and seen["held_out"] <= held_out
+    assert seen["train"] and not seen["train"] & held_out
+    rng = np.random.default_rng(0)
+    assert build_object("chair", rng, variant_set="held_out").variant == "armchair"
+    with pytest.raises(ValueError, match="variant_set"):
+        SceneConfig(variant_set="unseen")
