@@ -179,7 +179,7 @@ def test_generation_is_deterministic_and_round_trips_through_json():
 
 
 def test_variant_sets_split_the_shapes_between_training_and_held_out_data():
-    """"train" never draws a held-out variant, "held_out" only those (unseen shapes for the
+    """ "train" never draws a held-out variant, "held_out" only those (unseen shapes for the
     Everted U-Net's test scenes); the choice survives the JSON round trip."""
     from recon_ros.scenes.objects import HELD_OUT_VARIANTS
     from recon_ros.scenes.scene import SceneConfig
