@@ -12,6 +12,7 @@ Run: ``ros2 run recon_ros bag_player --ros-args -p bag:=PATH -p rate:=2.0`` or
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import threading
 import time
@@ -174,7 +175,13 @@ def main(args=None) -> int:
         return 0
     executor = SingleThreadedExecutor()
     executor.add_node(player)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
+
+    def spin() -> None:
+        # Ctrl-C shuts the context down under the spinning thread: nothing to report
+        with contextlib.suppress(ExternalShutdownException):
+            executor.spin()
+
+    spinner = threading.Thread(target=spin, daemon=True)
     spinner.start()
     try:
         player.play()
