@@ -29,11 +29,18 @@ OVERRIDES = {
     "weights": "weights_path",
     "depth_weights": "depth_weights_path",
     "refine_weights": "refine_weights_path",
+    "semantic_weights": "semantic_weights_path",
     "device": "device",
     "world_frame": "world_frame",
 }
 #: atlas_node-only parameters (not passed to sufficiency_node).
-ATLAS_ONLY = ("weights_path", "depth_weights_path", "refine_weights_path", "refinement")
+ATLAS_ONLY = (
+    "weights_path",
+    "depth_weights_path",
+    "refine_weights_path",
+    "semantic_weights_path",
+    "refinement",
+)
 BOOLEAN = ("true", "false")
 LOG_LEVELS = ("debug", "info", "warn", "error", "fatal")
 DEVICES = ("", "auto", "cpu", "cuda", *(f"cuda:{i}" for i in range(8)))
@@ -220,6 +227,11 @@ ARGUMENTS = {
     "refine_weights": (
         "",
         "3D refinement network checkpoint; empty: the params file's, else shipped",
+        None,
+    ),
+    "semantic_weights": (
+        "",
+        "semantic network checkpoint (keyframe labels); empty: the params file's, else shipped",
         None,
     ),
     "depth_topic": (

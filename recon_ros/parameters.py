@@ -348,6 +348,21 @@ NODE_PARAMS = (
         "labels; .pt, weights_only); empty: the weights shipped with the package.",
     ),
     Param(
+        "labels_from",
+        "semantic_network",
+        "Fusion pipeline: where each keyframe's class labels come from: 'semantic_network' (a "
+        "network reading the colour with the keyframe's depth and gravity; the depth network's "
+        "head when no such weights ship) or 'depth_network' (the depth network's semantic head, "
+        "colour only).",
+        choices=("semantic_network", "depth_network"),
+    ),
+    Param(
+        "semantic_weights_path",
+        "",
+        "Semantic network checkpoint (.pt, weights_only); empty: the weights shipped with the "
+        "package.",
+    ),
+    Param(
         "refinement",
         False,
         "Fusion pipeline: mesh the map through the 3D refinement network (TSDF and labels of "

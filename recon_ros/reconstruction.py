@@ -27,6 +27,7 @@ from recon_ros.weights import (
     default_atlas_weights,
     default_depth_weights,
     default_refine_weights,
+    default_semantic_weights,
 )
 
 
@@ -58,6 +59,16 @@ def build_reconstructor(values: dict) -> tuple[AtlasReconstructor, str, list[str
                 "no depth network weights: only frames with sensor depth are mapped, without "
                 "semantic labels (set depth_weights_path)"
             )
+        semantic_weights = None
+        if values["labels_from"] == "semantic_network" and weights is not None:
+            semantic_weights = _weights_path(
+                values, "semantic_weights_path", default_semantic_weights
+            )
+            if semantic_weights is None:
+                warnings.append(
+                    "no semantic network weights ship: labels come from the depth network's "
+                    "head (set semantic_weights_path)"
+                )
         refine_weights = None
         if values["refinement"]:
             refine_weights = _weights_path(values, "refine_weights_path", default_refine_weights)
@@ -72,12 +83,22 @@ def build_reconstructor(values: dict) -> tuple[AtlasReconstructor, str, list[str
             depth_model=weights,
             refine_model=refine_weights,
             refine_mode=values["refinement_mode"],
+            semantic_model=semantic_weights,
+        )
+        labels = (
+            f"semantic network {semantic_weights}"
+            if semantic_weights
+            else "the depth network's head"
+            if weights
+            else "none"
         )
         description = (
             f"fusion pipeline, depth {config.depth_source}, depth network "
-            f"{weights if weights else '(none)'}, 3D refinement "
+            f"{weights if weights else '(none)'}, labels from {labels}, 3D refinement "
             f"{refine_weights if refine_weights else 'off'}"
         )
+        if reconstructor.semantic_metadata.get("trained") is False:
+            warnings.append(f"UNTRAINED semantic network weights ({semantic_weights})")
         if reconstructor.refine_metadata.get("trained") is False:
             warnings.append(f"UNTRAINED 3D refinement weights ({refine_weights})")
     if reconstructor.trained is False:

@@ -48,6 +48,7 @@ TRAINERS = {
     "atlas": "recon_ros.training.atlas_train",
     "sufficiency": "recon_ros.sufficiency.train",
     "depth": "recon_ros.depth.train",
+    "semantic": "recon_ros.semantic.train",
     "refiner": "recon_ros.refine.train",
     "ifnet": "recon_ros.ifnet.train",
     "everted-unet": "recon_ros.everted.train",

@@ -319,6 +319,14 @@ def add_parser(subparsers) -> None:
         "--depth-weights", help="depth network checkpoint, fusion pipeline (default: shipped)"
     )
     parser.add_argument(
+        "--semantic-weights", help="semantic network checkpoint (default: the shipped one)"
+    )
+    parser.add_argument(
+        "--labels-from",
+        choices=("semantic_network", "depth_network"),
+        help="where keyframe labels come from (default: the parameters' 'labels_from')",
+    )
+    parser.add_argument(
         "--refinement",
         choices=("on", "off"),
         help="3D refinement network on top of fusion (default: the parameters' 'refinement')",
@@ -366,6 +374,8 @@ def run(args) -> int:
         ("weights_path", args.weights),
         ("depth_weights_path", args.depth_weights),
         ("refine_weights_path", args.refine_weights),
+        ("semantic_weights_path", args.semantic_weights),
+        ("labels_from", args.labels_from),
         ("device", args.device),
         ("world_frame", args.world_frame),
     ):

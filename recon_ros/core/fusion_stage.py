@@ -1,7 +1,8 @@
 """The depth-fusion stage of the reconstructor: per keyframe a depth map (the RGB-D sensor's, or
 the multi-view stereo network's from the keyframe and earlier keyframes chosen by
-``core.partners.select_stereo_partners``), per-pixel class labels from the depth network's
-semantic head, and confidence-weighted TSDF fusion of both into the rolling window
+``core.partners.select_stereo_partners``), per-pixel class labels (from the semantic network,
+``core.semantic_net``, which reads the keyframe's colour with its depth, or else from the depth
+network's semantic head), and confidence-weighted TSDF fusion of both into the rolling window
 (``core.tsdf_volume``).
 
 What the first keyframes do: stereo needs a partner with enough baseline, so a keyframe with
@@ -34,6 +35,7 @@ from recon_ros.core.floor_labels import withdraw_floor_above_plane
 from recon_ros.core.geometry import invert_pose
 from recon_ros.core.partners import select_stereo_partners
 from recon_ros.core.plane_fill import PLANAR_CLASS_NAMES, plane_fill
+from recon_ros.core.semantic_net import SemanticNet, up_in_camera
 
 DEPTH_SOURCES = ("auto", "mvs", "sensor")
 
@@ -118,6 +120,24 @@ def _half_camera(camera: PinholeCamera) -> PinholeCamera:
     return camera.resized(camera.width // 2, camera.height // 2)
 
 
+def _depth_pixels_in(
+    depth: torch.Tensor, K_depth: np.ndarray, K_other: np.ndarray, T_other_depth: np.ndarray
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Where each pixel of a (h, w) depth map lands in another camera: (h * w,) sub-pixel
+    column, row and depth there (pixels behind the camera or without depth: meaningless
+    coordinates, depth as computed; callers mask them)."""
+    height, width = depth.shape
+    device = depth.device
+    K_d = torch.as_tensor(K_depth, dtype=torch.float32, device=device)
+    T = torch.as_tensor(T_other_depth, dtype=torch.float32, device=device)
+    points = (pixel_rays(K_d, height, width) * depth).reshape(3, -1)
+    cam = T[:3, :3] @ points + T[:3, 3:]
+    K_o = torch.as_tensor(K_other, dtype=torch.float32, device=device)
+    z = cam[2]
+    safe = torch.where(z > 1e-3, z, torch.ones_like(z))
+    return K_o[0, 0] * cam[0] / safe + K_o[0, 2], K_o[1, 1] * cam[1] / safe + K_o[1, 2], z
+
+
 def sample_at_depth_pixels(
     image: torch.Tensor,
     K_image: np.ndarray,
@@ -135,22 +155,68 @@ def sample_at_depth_pixels(
         (C, h, w) like ``depth`` (h, w).
     """
     height, width = depth.shape
-    device = depth.device
-    K_d = torch.as_tensor(K_depth, dtype=torch.float32, device=device)
-    T = torch.as_tensor(T_image_depth, dtype=torch.float32, device=device)
-    points = (pixel_rays(K_d, height, width) * depth).reshape(3, -1)
-    cam = T[:3, :3] @ points + T[:3, 3:]
-    K_i = torch.as_tensor(K_image, dtype=torch.float32, device=device)
-    safe = torch.where(cam[2] > 1e-3, cam[2], torch.ones_like(cam[2]))
-    pu = K_i[0, 0] * cam[0] / safe + K_i[0, 2]
-    pv = K_i[1, 1] * cam[1] / safe + K_i[1, 2]
+    pu, pv, z = _depth_pixels_in(depth, K_depth, K_image, T_image_depth)
     image_h, image_w = image.shape[-2:]
     grid = torch.stack([(2 * pu + 1) / image_w - 1, (2 * pv + 1) / image_h - 1], -1)
-    grid = grid.masked_fill(((depth.reshape(-1) <= 0) | (cam[2] <= 1e-3))[:, None], -4.0)
+    grid = grid.masked_fill(((depth.reshape(-1) <= 0) | (z <= 1e-3))[:, None], -4.0)
     sampled = F.grid_sample(
         image[None].float(), grid.view(1, height, width, 2), mode=mode, align_corners=False
     )
     return sampled[0]
+
+
+def depth_in_colour_view(
+    depth: torch.Tensor, K_depth: np.ndarray, colour: PinholeCamera, T_colour_depth: np.ndarray
+) -> torch.Tensor:
+    """A depth map taken by another camera (an RGB-D sensor whose depth is not registered to
+    the colour image) as the colour camera would see it: every depth pixel is back-projected,
+    moved by ``T_colour_depth`` and splatted into the nearest colour pixel, the nearest point
+    winning. Colour pixels no point lands on are 0.
+
+    Args:
+        depth: (h, w) metres, 0 unknown; K_depth: (3, 3) its intrinsics.
+        colour: the colour camera (its size is the output's).
+        T_colour_depth: (4, 4) depth optical frame in the colour optical frame.
+
+    Returns:
+        (colour.height, colour.width) metres along the colour camera's z, 0 unknown.
+    """
+    pu, pv, z = _depth_pixels_in(depth, K_depth, colour.K, T_colour_depth)
+    pu, pv = torch.round(pu).long(), torch.round(pv).long()
+    keep = (
+        (depth.reshape(-1) > 0)
+        & (z > 1e-3)
+        & (pu >= 0)
+        & (pu < colour.width)
+        & (pv >= 0)
+        & (pv < colour.height)
+    )
+    out = torch.full((colour.height * colour.width,), float("inf"), device=depth.device)
+    out.scatter_reduce_(0, (pv * colour.width + pu)[keep], z[keep], reduce="amin")
+    out[torch.isinf(out)] = 0.0
+    return out.view(colour.height, colour.width)
+
+
+def depth_in_colour_view_reference(depth, K_depth, colour, T_colour_depth) -> np.ndarray:
+    """Point-by-point ``depth_in_colour_view`` (slow; for tests)."""
+    depth = np.asarray(depth, dtype=np.float64)
+    out = np.full((colour.height, colour.width), np.inf)
+    K_inv = np.linalg.inv(np.asarray(K_depth, dtype=np.float64))
+    T = np.asarray(T_colour_depth, dtype=np.float64)
+    K_c = np.asarray(colour.K, dtype=np.float64)
+    for v in range(depth.shape[0]):
+        for u in range(depth.shape[1]):
+            if depth[v, u] <= 0:
+                continue
+            point = T[:3, :3] @ (K_inv @ np.array([u, v, 1.0]) * depth[v, u]) + T[:3, 3]
+            if point[2] <= 1e-3:
+                continue
+            pu = int(np.round(K_c[0, 0] * point[0] / point[2] + K_c[0, 2]))
+            pv = int(np.round(K_c[1, 1] * point[1] / point[2] + K_c[1, 2]))
+            if 0 <= pu < colour.width and 0 <= pv < colour.height:
+                out[pv, pu] = min(out[pv, pu], point[2])
+    out[np.isinf(out)] = 0.0
+    return out
 
 
 class DepthFusionStage:
@@ -163,6 +229,8 @@ class DepthFusionStage:
             ``"sensor"``.
         stereo: partner and filtering settings.
         device: torch device.
+        semantic_net: the semantic network (labels from colour and depth), or None: labels from
+            the depth network's head.
     """
 
     def __init__(
@@ -171,12 +239,23 @@ class DepthFusionStage:
         depth_source: str = "auto",
         stereo: StereoSettings | None = None,
         device: torch.device | str = "cpu",
+        semantic_net: SemanticNet | None = None,
     ) -> None:
         if depth_source not in DEPTH_SOURCES:
             raise ValueError(f"depth_source: expected one of {DEPTH_SOURCES}, got {depth_source!r}")
         if depth_net is None and depth_source == "mvs":
             raise ValueError("depth_source 'mvs' needs the depth network's weights")
+        if (
+            semantic_net is not None
+            and depth_net is not None
+            and tuple(semantic_net.config.class_names) != tuple(depth_net.config.class_names)
+        ):
+            raise ValueError(
+                f"semantic network classes {semantic_net.config.class_names} differ from the "
+                f"depth network's {depth_net.config.class_names}"
+            )
         self.net = depth_net
+        self.semantic_net = semantic_net
         self.depth_source = depth_source
         self.stereo = stereo or StereoSettings()
         self.device = torch.device(device)
@@ -331,26 +410,34 @@ class DepthFusionStage:
                     labels_logits[None], size=predicted.shape, mode="nearest"
                 )[0]
                 depth_camera_out = fine_camera
-                if self.stereo.plane_fill:
-                    started = time.perf_counter()
-                    filled = plane_fill(
-                        predicted,
-                        refined & (score >= self.stereo.plane_fill_min_ncc),
-                        labels_logits.argmax(dim=0),
-                        torch.as_tensor(fine_camera.K, dtype=predicted.dtype),
-                        self._planar_classes(),
-                        max_change=self.stereo.plane_fill_max_change,
-                        **self._wall_feet_classes(),
-                    )
-                    predicted = filled.depth
-                    confidence = torch.where(
-                        filled.filled, confidence.clamp(min=self.stereo.min_confidence), confidence
-                    )
-                    refined = refined | filled.filled
-                    labels_logits = self._floor_labels(
-                        labels_logits, predicted, fine_camera.K, filled.planes_of
-                    )
-                    self.last_plane_fill_ms = (time.perf_counter() - started) * 1e3
+            if self.semantic_net is not None:
+                trusted = (confidence >= self.stereo.min_confidence) | refined
+                labels_logits = self._semantic_logits(
+                    network_image,
+                    network_camera,
+                    torch.where(trusted, predicted, torch.zeros_like(predicted)),
+                    T_world_cam,
+                )
+            if depth_camera_out is fine_camera and self.stereo.plane_fill:
+                started = time.perf_counter()
+                filled = plane_fill(
+                    predicted,
+                    refined & (score >= self.stereo.plane_fill_min_ncc),
+                    labels_logits.argmax(dim=0),
+                    torch.as_tensor(fine_camera.K, dtype=predicted.dtype),
+                    self._planar_classes(),
+                    max_change=self.stereo.plane_fill_max_change,
+                    **self._wall_feet_classes(),
+                )
+                predicted = filled.depth
+                confidence = torch.where(
+                    filled.filled, confidence.clamp(min=self.stereo.min_confidence), confidence
+                )
+                refined = refined | filled.filled
+                labels_logits = self._floor_labels(
+                    labels_logits, predicted, fine_camera.K, filled.planes_of
+                )
+                self.last_plane_fill_ms = (time.perf_counter() - started) * 1e3
             predicted[(confidence < self.stereo.min_confidence) & ~refined] = 0.0
             predicted = self._consistent(predicted, depth_camera_out.K, T_world_ref, partners)
             if self.stereo.near_weighting_depth > 0:
@@ -379,6 +466,36 @@ class DepthFusionStage:
         if self.net is not None:
             self.history.append(keyframe)
         return result
+
+    def _semantic_logits(
+        self,
+        network_image: torch.Tensor,
+        network_camera: PinholeCamera,
+        depth: torch.Tensor,
+        T_world_cam: np.ndarray,
+        out_size: tuple[int, int] | None = None,
+    ) -> torch.Tensor:
+        """(C, h, w) class logits of the semantic network for a keyframe.
+
+        Args:
+            network_image: (3, H, W) colour at ``network_camera``.
+            depth: (h, w) metres (0 unknown) covering the same view as the image (any size).
+            T_world_cam: (4, 4) the camera's pose (gravity, ``up_in_camera``).
+            out_size: (h, w) of the logits; default the depth's.
+        """
+        net = self.semantic_net
+        width, height = net.config.image_size
+        image = network_image
+        camera = network_camera
+        if (network_camera.width, network_camera.height) != (width, height):
+            image = resize_image_tensor(network_image, width, height)
+            camera = network_camera.resized(width, height)
+        depth_in = F.interpolate(depth[None, None].float(), size=(height, width), mode="nearest")
+        up = torch.as_tensor(up_in_camera(T_world_cam), dtype=torch.float32, device=self.device)
+        K = torch.as_tensor(camera.K, dtype=torch.float32, device=self.device)
+        logits = net(image[None], depth_in, K[None], up[None])
+        size = out_size or tuple(depth.shape)
+        return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)[0]
 
     def _planar_classes(self) -> tuple[int, ...]:
         names = list(self.net.config.class_names)
@@ -495,10 +612,32 @@ class DepthFusionStage:
         colour = image_to_tensor(image, self.device)
         labels = None
         if self.net is not None:
-            logits = self.net.forward_encoded(
-                encoded, None, None, None, None, None
-            ).semantic_logits[0]
-            label_image = logits.argmax(dim=0)  # at half the network size
+            label_camera = _half_camera(camera.resized(*self.net.config.image_size))
+            if self.semantic_net is not None:
+                network_image, network_camera = self._network_view(image, camera)
+                depth_in_view = (
+                    depth_t
+                    if registered
+                    else depth_in_colour_view(
+                        depth_t,
+                        depth_camera.K,
+                        network_camera,
+                        np.asarray(T_cam_depth, dtype=np.float64),
+                    )
+                )
+                label_image = self._semantic_logits(
+                    network_image,
+                    network_camera,
+                    depth_in_view,
+                    T_world_cam,
+                    out_size=(network_camera.height, network_camera.width),
+                ).argmax(dim=0)
+                label_camera = network_camera
+            else:
+                logits = self.net.forward_encoded(
+                    encoded, None, None, None, None, None
+                ).semantic_logits[0]
+                label_image = logits.argmax(dim=0)  # at half the network size
         if registered:
             rgb = resize_image_tensor(colour, width, height)
             if self.net is not None:
@@ -510,9 +649,13 @@ class DepthFusionStage:
             T = np.asarray(T_cam_depth, dtype=np.float64)
             rgb = sample_at_depth_pixels(colour, camera.K, depth_t, depth_camera.K, T)
             if self.net is not None:
-                half = _half_camera(camera.resized(*self.net.config.image_size))
                 labels = sample_at_depth_pixels(
-                    label_image[None].float(), half.K, depth_t, depth_camera.K, T, mode="nearest"
+                    label_image[None].float(),
+                    label_camera.K,
+                    depth_t,
+                    depth_camera.K,
+                    T,
+                    mode="nearest",
                 )[0].long()
                 labels[depth_t <= 0] = IGNORE_LABEL
             T_world_depth = np.asarray(T_world_cam, dtype=np.float64) @ T

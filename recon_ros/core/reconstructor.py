@@ -72,6 +72,7 @@ from recon_ros.core.model3d import DIMS_MULTIPLE
 from recon_ros.core.occupancy import OccupancySlice
 from recon_ros.core.refine_checkpoint import load_refine_net
 from recon_ros.core.refine_net import SurfaceRefinerNet
+from recon_ros.core.semantic_net import SemanticNet, load_semantic_net
 from recon_ros.core.surface_refiner import SurfaceRefiner
 from recon_ros.core.timing import StageTimer, StageTiming
 from recon_ros.core.tsdf_volume import RollingTSDFVolume
@@ -493,6 +494,9 @@ class AtlasReconstructor:
             ``"fusion"`` pipeline: meshes show its labels (``refine_mode "labels"``) or its TSDF
             and labels (``"full"``) for the chunks with fused surface (``core.surface_refiner``).
             None: fusion alone.
+        semantic_model: the semantic network (``SemanticNet`` or checkpoint path) of the
+            ``"fusion"`` pipeline: each keyframe's labels from its colour and depth
+            (``core.semantic_net``). None: the depth network's semantic head labels.
     """
 
     def __init__(
@@ -502,6 +506,7 @@ class AtlasReconstructor:
         depth_model: MVSDepthNet | str | os.PathLike | None = None,
         refine_model: SurfaceRefinerNet | str | os.PathLike | None = None,
         refine_mode: str = "labels",
+        semantic_model: SemanticNet | str | os.PathLike | None = None,
     ) -> None:
         self.config = config or ReconstructorConfig()
         self.device = resolve_device(self.config.device)
@@ -509,6 +514,7 @@ class AtlasReconstructor:
         cfg = self.config
         self.model = None
         self.model_metadata: dict = {}
+        self.semantic_metadata: dict = {}
         if self.pipeline == "atlas":
             if model is None:
                 raise ValueError("model: the atlas pipeline needs an Atlas checkpoint")
@@ -550,8 +556,25 @@ class AtlasReconstructor:
                 if depth_net
                 else tuple(c.name for c in DEFAULT_CLASSES)
             )
+            semantic_net = None
+            if isinstance(semantic_model, (str, os.PathLike)):
+                semantic_net, self.semantic_metadata = load_semantic_net(
+                    semantic_model, self.device
+                )
+            elif isinstance(semantic_model, SemanticNet):
+                semantic_net = semantic_model.to(self.device).eval()
+            elif semantic_model is not None:
+                raise ValueError(
+                    f"semantic_model: expected a SemanticNet or a checkpoint path, got "
+                    f"{type(semantic_model).__name__}"
+                )
+            if semantic_net is not None and depth_net is None:
+                raise ValueError(
+                    "semantic_model: labels need the depth network too (its semantic head "
+                    "and stereo); give depth_model"
+                )
             self.stage = DepthFusionStage(
-                depth_net, cfg.depth_source, cfg.stereo_settings(), self.device
+                depth_net, cfg.depth_source, cfg.stereo_settings(), self.device, semantic_net
             )
         if cfg.max_depth is None:
             self.max_depth = default_max_depth

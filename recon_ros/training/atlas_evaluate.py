@@ -66,6 +66,10 @@ def reconstructor_config(args: argparse.Namespace):
         values["refine_weights_path"] = args.refine_weights
     if args.refinement_mode:
         values["refinement_mode"] = args.refinement_mode
+    if args.semantic_weights:
+        values["semantic_weights_path"] = args.semantic_weights
+    if args.labels_from:
+        values["labels_from"] = args.labels_from
     args.refinement_values = values
     return ReconstructorConfig.from_dict(parameters.core_config_dict(values)), period
 
@@ -105,6 +109,7 @@ def markdown_report(report: dict) -> str:
     names_of = {
         "depth_weights": "depth network",
         "refine_weights": "3D refinement network",
+        "semantic_weights": "semantic network",
         "weights": "Atlas",
     }
     for key, what in names_of.items():
@@ -271,7 +276,13 @@ def build_pipelines(args: argparse.Namespace, config) -> tuple[list, dict]:
     from dataclasses import replace
 
     from recon_ros.core.refine_checkpoint import load_refine_net
-    from recon_ros.weights import WEIGHTS_DIR, default_depth_weights, default_refine_weights
+    from recon_ros.core.semantic_net import load_semantic_net
+    from recon_ros.weights import (
+        WEIGHTS_DIR,
+        default_depth_weights,
+        default_refine_weights,
+        default_semantic_weights,
+    )
 
     rows: list[Pipeline] = []
     meta: dict = {"pipeline": config.pipeline}
@@ -311,12 +322,28 @@ def build_pipelines(args: argparse.Namespace, config) -> tuple[list, dict]:
                 refine_weights_sha256=file_sha256(refine_weights),
                 refine_weights_trained=refine_metadata.get("trained"),
             )
+        semantic_model = None
+        if values.get("labels_from", "semantic_network") == "semantic_network":
+            semantic_weights = (
+                Path(values["semantic_weights_path"])
+                if values.get("semantic_weights_path")
+                else default_semantic_weights()
+            )
+            if semantic_weights is not None:
+                semantic_model, semantic_metadata = load_semantic_net(semantic_weights, "cpu")
+                meta.update(
+                    semantic_weights=str(semantic_weights),
+                    semantic_weights_sha256=file_sha256(semantic_weights),
+                    semantic_weights_trained=semantic_metadata.get("trained"),
+                )
         mode = values.get("refinement_mode", "labels")
         label = (
             f"default: stereo depth fused, 3D refinement ({mode}) on top (RGB)"
             if refine_model is not None
             else "default: stereo depth fused (RGB)"
         )
+        if semantic_model is not None:
+            label += ", labels from the semantic network"
         rows.append(
             Pipeline(
                 "model",
@@ -326,8 +353,21 @@ def build_pipelines(args: argparse.Namespace, config) -> tuple[list, dict]:
                 depth_model,
                 refine_model=refine_model,
                 refine_mode=mode,
+                semantic_model=semantic_model,
             )
         )
+        if semantic_model is not None and args.head_labels_row:
+            rows.append(
+                Pipeline(
+                    "head_labels",
+                    "the same, labels from the depth network's head (RGB)",
+                    rgb_config,
+                    None,
+                    depth_model,
+                    refine_model=refine_model,
+                    refine_mode=mode,
+                )
+            )
         if refine_model is not None:
             rows.append(
                 Pipeline(
@@ -348,6 +388,7 @@ def build_pipelines(args: argparse.Namespace, config) -> tuple[list, dict]:
                     depth_model,
                     sensor_depth=True,
                     refine_model=refine_model,  # switches itself off for sensor depth
+                    semantic_model=semantic_model,
                 )
             )
     if atlas_weights is not None:
@@ -482,6 +523,20 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
     )
     p.add_argument("--depth-weights", help="depth network checkpoint (default: the shipped one)")
     p.add_argument("--no-sensor-row", action="store_true", help="skip the sensor-depth row")
+    p.add_argument(
+        "--semantic-weights", help="semantic network checkpoint (default: the shipped one)"
+    )
+    p.add_argument(
+        "--labels-from",
+        choices=("semantic_network", "depth_network"),
+        help="where keyframe labels come from (default: the parameters' 'labels_from')",
+    )
+    p.add_argument(
+        "--head-labels-row",
+        action="store_true",
+        help="also run the default pipeline with the depth network's head labels (a row to "
+        "compare the semantic network with)",
+    )
     p.add_argument(
         "--refinement",
         choices=("on", "off"),

@@ -413,6 +413,7 @@ class Pipeline:
         depth_model: the depth network (``"fusion"`` pipeline) or None.
         sensor_depth: offer the frames' depth to the reconstructor (the RGB-D path).
         refine_model: the 3D refinement network on top of fusion, or None.
+        semantic_model: the semantic network (keyframe labels), or None: the depth network's head.
     """
 
     name: str
@@ -423,6 +424,7 @@ class Pipeline:
     sensor_depth: bool = False
     refine_model: object = None
     refine_mode: str = "labels"
+    semantic_model: object = None
 
 
 def reconstruct(
@@ -444,6 +446,7 @@ def reconstruct(
         pipeline.depth_model,
         pipeline.refine_model,
         pipeline.refine_mode,
+        pipeline.semantic_model,
     )
     stage = reconstructor.stage
     depth_accumulator = DepthAccumulator()

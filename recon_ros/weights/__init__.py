@@ -52,6 +52,15 @@ def default_depth_weights() -> Path | None:
     return first_shipped(DEPTH_CANDIDATES)
 
 
+SEMANTIC_CANDIDATES = ("semantic_default.pt",)
+
+
+def default_semantic_weights() -> Path | None:
+    """The semantic network's checkpoint of the fusion pipeline (labels from colour and depth),
+    or None when none ships."""
+    return first_shipped(SEMANTIC_CANDIDATES)
+
+
 REFINE_CANDIDATES = ("refine_default.pt",)
 
 

@@ -1,0 +1,1 @@
+"""The semantic network's data and training (``core.semantic_net``)."""

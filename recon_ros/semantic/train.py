@@ -1,0 +1,181 @@
+"""``recon-ros train semantic``: train the semantic network (``core.semantic_net``) on generated
+scenes.
+
+Resumable and time-boxed like the other trainers (``training.run_folder``): ``--minutes`` stops at
+a step boundary and the same command continues from ``OUT/last.pt``. ``OUT/best.pt`` keeps the
+weights with the best validation mIoU on stereo-like depth. Validation reports the pixel mIoU
+three times over the same frames: with stereo-like depth, sensor-like depth and no depth.
+
+Example::
+
+    recon-ros train semantic --data data/mvs/train --val-data data/mvs/val --out runs/semantic \\
+        --steps 6000 --batch-size 8 --minutes 120 --threads 2 --seed 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F  # noqa: N812 (the usual torch name)
+
+from recon_ros.core.classes import IGNORE_LABEL
+from recon_ros.core.confusion import confusion_matrix, mean_iou
+from recon_ros.core.semantic_net import SemanticNet, SemanticNetConfig, save_semantic_net
+from recon_ros.depth.dataset import find_scene_folders
+from recon_ros.semantic.dataset import DEPTH_KINDS, SemanticDataset, collate
+from recon_ros.training.run_folder import (
+    RunFolder,
+    adamw_without_decay_on_biases,
+    balanced_class_weights,
+    scheduled_lr,
+)
+
+
+def add_train_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "semantic",
+        help="train the semantic network (colour + depth -> class labels)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--data", nargs="+", required=True, help="training scene folders/roots")
+    parser.add_argument("--val-data", nargs="+", required=True, help="validation scenes")
+    parser.add_argument("--out", type=Path, required=True, help="run folder")
+    parser.add_argument("--steps", type=int, default=6000)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--weight-decay", type=float, default=1e-4)
+    parser.add_argument("--warmup-steps", type=int, default=100)
+    parser.add_argument("--val-every", type=int, default=250)
+    parser.add_argument("--val-samples", type=int, default=64)
+    parser.add_argument("--log-every", type=int, default=20)
+    parser.add_argument("--minutes", type=float, default=0.0, help="stop after this long (0: no)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--balance",
+        type=float,
+        default=0.5,
+        help="class weights of the loss ~ pixel frequency^-BALANCE (0: unweighted)",
+    )
+    parser.set_defaults(func=run)
+    return parser
+
+
+def validation_indices(dataset: SemanticDataset, count: int) -> list[int]:
+    """``count`` frames spread evenly over the validation sequences."""
+    return sorted(set(np.linspace(0, len(dataset) - 1, count).round().astype(int).tolist()))
+
+
+@torch.inference_mode()
+def validate(model: SemanticNet, dataset: SemanticDataset, indices: list[int]) -> dict:
+    """Pixel accuracy, mIoU (over labelled classes) and per-class IoU with each depth kind."""
+    from recon_ros.core.confusion import class_iou
+
+    model.eval()
+    classes = model.config.num_classes
+    result: dict = {}
+    for kind in DEPTH_KINDS:
+        confusion = np.zeros((classes, classes), dtype=np.int64)
+        for index in indices:
+            batch = collate([dataset.sample(index, depth_kind=kind)])
+            labels = model(batch.image, batch.depth, batch.K, batch.up).argmax(1)[0]
+            known = batch.labels[0] < classes
+            confusion += confusion_matrix(labels[known], batch.labels[0][known], classes).numpy()
+        result[f"{kind}_accuracy"] = float(np.trace(confusion) / max(1, confusion.sum()))
+        result[f"{kind}_miou"] = mean_iou(confusion, over="labelled")
+        result[f"{kind}_iou"] = [
+            None if np.isnan(v) else float(v) for v in class_iou(confusion).tolist()
+        ]
+    model.train()
+    result["samples"] = len(indices)
+    return result
+
+
+def class_weights(dataset: SemanticDataset, classes: int, balance: float, frames: int, seed: int):
+    """(classes,) loss weights ~ frequency^-balance over ``frames`` training frames."""
+    rng = np.random.default_rng(seed)
+    counts = np.zeros(classes, dtype=np.float64)
+    for index in rng.integers(0, len(dataset), size=frames):
+        labels = dataset.sample(int(index), depth_kind="none").labels.numpy().ravel()
+        counts += np.bincount(labels[labels < classes], minlength=classes)
+    return balanced_class_weights(counts, balance)
+
+
+def run(args: argparse.Namespace) -> int:
+    torch.set_num_threads(max(1, args.threads))
+    torch.manual_seed(args.seed)
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    def training_set() -> SemanticDataset:
+        return SemanticDataset.from_folders(args.data, seed=args.seed)
+
+    train = training_set()
+    val = SemanticDataset.from_folders(args.val_data, randomise=False, seed=args.seed + 1)
+    val_ids = validation_indices(val, args.val_samples)
+    config = SemanticNetConfig()
+    model = SemanticNet(config)
+    optimiser = adamw_without_decay_on_biases(model, args.lr, args.weight_decay)
+    run = RunFolder(args.out, "semantic network")
+    if run.resume(model, optimiser):
+        print(f"resumed at step {run.step} (best val -mIoU {run.best:.4f})", flush=True)
+    weights = None
+    if args.balance > 0:
+        weights = class_weights(train, config.num_classes, args.balance, 200, args.seed)
+        print("class weights: " + " ".join(f"{w:.2f}" for w in weights.tolist()), flush=True)
+    recipe = (
+        f"recon-ros train semantic --data {' '.join(args.data)} --val-data "
+        f"{' '.join(args.val_data)} --out {args.out} --steps {args.steps} --batch-size "
+        f"{args.batch_size} --lr {args.lr} --threads {args.threads} --seed {args.seed} "
+        f"--balance {args.balance}"
+    )
+    started = time.monotonic()
+    model.train()
+    running: list[float] = []
+    while run.step < args.steps:
+        if run.out_of_time(args.minutes, started):
+            break
+        if run.step % 100 == 0 and len(find_scene_folders(args.data)) != len(train.sequences):
+            train = training_set()
+            print(f"training on {len(train.sequences)} scenes", flush=True)
+        rng = np.random.default_rng((args.seed, run.step))
+        batch = collate(
+            [train.sample(int(i)) for i in rng.integers(0, len(train), size=args.batch_size)]
+        )
+        for group in optimiser.param_groups:
+            group["lr"] = scheduled_lr(run.step, args.steps, args.lr, args.warmup_steps)
+        logits = model(batch.image, batch.depth, batch.K, batch.up)
+        loss = F.cross_entropy(logits, batch.labels, weight=weights, ignore_index=IGNORE_LABEL)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        optimiser.step()
+        run.step += 1
+        running.append(float(loss.detach()))
+        if run.step % args.log_every == 0:
+            run.log_loss(running, started, lr=optimiser.param_groups[0]["lr"])
+        if run.step % args.val_every == 0 or run.step == args.steps:
+            metrics = validate(model, val, val_ids)
+            run.history.append({"kind": "val", "step": run.step, **metrics})
+            print(
+                f"val step {run.step}: mIoU stereo {metrics['stereo_miou']:.3f} sensor "
+                f"{metrics['sensor_miou']:.3f} no depth {metrics['none_miou']:.3f}",
+                flush=True,
+            )
+            if -metrics["stereo_miou"] < run.best:
+                run.best = -metrics["stereo_miou"]
+                save_semantic_net(
+                    model,
+                    run.best_path,
+                    trained=True,
+                    recipe=recipe,
+                    extra={"step": run.step, "validation": metrics},
+                )
+            run.save(model, optimiser)
+    run.save(model, optimiser)
+    print(f"stopped at step {run.step}; best val mIoU {-run.best:.4f}; {run.best_path}", flush=True)
+    return 0
