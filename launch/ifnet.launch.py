@@ -10,71 +10,15 @@ Rate and threshold come from params_file (config/atlas.yaml by default, section
 newer than ROS 2 Humble.
 """
 
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
-from launch_ros.actions import Node
-from launch_ros.substitutions import FindPackageShare
-
-from launch import LaunchDescription
-
-DEVICES = ("", "auto", "cpu", "cuda", *(f"cuda:{i}" for i in range(8)))
-
-
-def _ifnet_node(context):
-    overrides = {}
-    weights = LaunchConfiguration("weights").perform(context)
-    device = LaunchConfiguration("device").perform(context)
-    if weights:
-        overrides["weights_path"] = weights
-    if device:
-        overrides["device"] = device
-    return [
-        Node(
-            package="recon_ros",
-            executable="ifnet_node",
-            name="ifnet_node",
-            namespace=LaunchConfiguration("namespace"),
-            parameters=[LaunchConfiguration("params_file"), overrides],
-            remappings=[
-                ("image", LaunchConfiguration("image_topic")),
-                ("camera_info", LaunchConfiguration("camera_info_topic")),
-            ],
-            arguments=["--ros-args", "--log-level", LaunchConfiguration("log_level")],
-            output="screen",
-        )
-    ]
+from recon_ros.ros.launch_helpers import single_node_launch_description
 
 
 def generate_launch_description():
-    default_params = PathJoinSubstitution([FindPackageShare("recon_ros"), "config", "atlas.yaml"])
-    return LaunchDescription(
-        [
-            DeclareLaunchArgument(
-                "params_file",
-                default_value=default_params,
-                description="Parameter file with a /**/ifnet_node section (default: atlas.yaml)",
-            ),
-            DeclareLaunchArgument(
-                "weights", default_value="", description="single-view IF-Net checkpoint (.pt)"
-            ),
-            DeclareLaunchArgument(
-                "image_topic", default_value="/camera/color/image_raw", description="colour images"
-            ),
-            DeclareLaunchArgument(
-                "camera_info_topic",
-                default_value="/camera/color/camera_info",
-                description="their CameraInfo",
-            ),
-            DeclareLaunchArgument(
-                "device", default_value="", choices=DEVICES, description="torch device"
-            ),
-            DeclareLaunchArgument("namespace", default_value="", description="node namespace"),
-            DeclareLaunchArgument(
-                "log_level",
-                default_value="info",
-                choices=("debug", "info", "warn", "error", "fatal"),
-                description="logging level",
-            ),
-            OpaqueFunction(function=_ifnet_node),
-        ]
+    return single_node_launch_description(
+        "ifnet_node",
+        "single-view IF-Net checkpoint (.pt)",
+        {
+            "image": ("/camera/color/image_raw", "colour images"),
+            "camera_info": ("/camera/color/camera_info", "their CameraInfo"),
+        },
     )

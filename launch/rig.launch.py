@@ -10,59 +10,8 @@ The cameras' topics, the grid's placement in the room and the thresholds come fr
 only when given. Uses no launch API newer than ROS 2 Humble.
 """
 
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
-from launch_ros.actions import Node
-from launch_ros.substitutions import FindPackageShare
-
-from launch import LaunchDescription
-
-DEVICES = ("", "auto", "cpu", "cuda", *(f"cuda:{i}" for i in range(8)))
-
-
-def _rig_node(context):
-    overrides = {}
-    weights = LaunchConfiguration("weights").perform(context)
-    device = LaunchConfiguration("device").perform(context)
-    if weights:
-        overrides["weights_path"] = weights
-    if device:
-        overrides["device"] = device
-    return [
-        Node(
-            package="recon_ros",
-            executable="rig_node",
-            name="rig_node",
-            namespace=LaunchConfiguration("namespace"),
-            parameters=[LaunchConfiguration("params_file"), overrides],
-            arguments=["--ros-args", "--log-level", LaunchConfiguration("log_level")],
-            output="screen",
-        )
-    ]
+from recon_ros.ros.launch_helpers import single_node_launch_description
 
 
 def generate_launch_description():
-    default_params = PathJoinSubstitution([FindPackageShare("recon_ros"), "config", "atlas.yaml"])
-    return LaunchDescription(
-        [
-            DeclareLaunchArgument(
-                "params_file",
-                default_value=default_params,
-                description="Parameter file with a /**/rig_node section (default: atlas.yaml)",
-            ),
-            DeclareLaunchArgument(
-                "weights", default_value="", description="Everted U-Net checkpoint (.pt)"
-            ),
-            DeclareLaunchArgument(
-                "device", default_value="", choices=DEVICES, description="torch device"
-            ),
-            DeclareLaunchArgument("namespace", default_value="", description="node namespace"),
-            DeclareLaunchArgument(
-                "log_level",
-                default_value="info",
-                choices=("debug", "info", "warn", "error", "fatal"),
-                description="logging level",
-            ),
-            OpaqueFunction(function=_rig_node),
-        ]
-    )
+    return single_node_launch_description("rig_node", "Everted U-Net checkpoint (.pt)")

@@ -28,12 +28,13 @@ from recon_ros.weights import (
     default_depth_weights,
     default_refine_weights,
     default_semantic_weights,
+    given_or_shipped,
 )
 
 
 def _weights_path(values: dict, key: str, shipped) -> Path | None:
     """The checkpoint a ``*_path`` parameter names, else ``shipped()`` (None: none ships)."""
-    return Path(values[key]).expanduser() if values[key] else shipped()
+    return given_or_shipped(values[key], shipped)
 
 
 def build_reconstructor(values: dict) -> tuple[AtlasReconstructor, str, list[str]]:

@@ -50,17 +50,23 @@ def test_launch_file_starts_installed_executables_with_the_installed_config():
     )
     for name in installed:
         assert (REPO / "scripts" / name).stat().st_mode & 0o111, f"scripts/{name} is not executable"
+    helper = (REPO / "recon_ros" / "ros" / "launch_helpers.py").read_text()
+    assert '"config", "atlas.yaml"' in helper
     for launch_file in ("atlas.launch.py", "rig.launch.py", "ifnet.launch.py"):
         launch = (REPO / "launch" / launch_file).read_text()
+        calls = [node for node in ast.walk(ast.parse(launch)) if isinstance(node, ast.Call)]
         executables = {
             kw.value.value
-            for node in ast.walk(ast.parse(launch))
-            if isinstance(node, ast.Call)
+            for node in calls
             for kw in node.keywords
             if kw.arg == "executable" and isinstance(kw.value, ast.Constant)
+        } | {  # single nodes through the package's launch helper
+            node.args[0].value
+            for node in calls
+            if getattr(node.func, "id", "") == "single_node_launch_description"
         }
         assert executables and executables - {"rviz2"} <= installed, launch_file
-        assert '"config", "atlas.yaml"' in launch, launch_file
+        assert '"config", "atlas.yaml"' in launch or "single_node_launch_description" in launch
     assert "atlas.rviz" in (REPO / "launch" / "atlas.launch.py").read_text()
     assert "install(DIRECTORY launch config demo" in cmake
     rviz = yaml.safe_load((REPO / "config" / "atlas.rviz").read_text())

@@ -20,7 +20,6 @@ camera_info:=/camera/camera_info``.
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
@@ -31,7 +30,7 @@ from recon_ros.parameters import IFNET_PARAMS
 from recon_ros.ros.common import LATCHED_QOS, RELIABLE_STREAM_QOS, run_node, stops_with_context
 from recon_ros.ros.declare_parameters import declare_table
 from recon_ros.ros.posed_input import ThrottledLogger
-from recon_ros.weights import default_ifnet_weights
+from recon_ros.weights import default_ifnet_weights, given_or_shipped
 
 
 class IFNetNode(Node):
@@ -43,11 +42,7 @@ class IFNetNode(Node):
         from recon_ros.ifnet.train import load_ifnet
 
         params = declare_table(self, IFNET_PARAMS)
-        weights = (
-            Path(params["weights_path"]).expanduser()
-            if params["weights_path"]
-            else default_ifnet_weights()
-        )
+        weights = given_or_shipped(params["weights_path"], default_ifnet_weights)
         self._model, metadata = load_ifnet(weights, params["device"])
         if not metadata.get("trained", False):
             self.get_logger().warning(f"{weights} holds untrained weights: its scenes are noise")

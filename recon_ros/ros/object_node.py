@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import array
 import threading
-from pathlib import Path
 
 import numpy as np
 from rclpy.node import Node
@@ -25,7 +24,7 @@ from recon_ros.parameters import OBJECT_PARAMS
 from recon_ros.ros.common import LATCHED_QOS, run_node
 from recon_ros.ros.declare_parameters import declare_table
 from recon_ros.ros.posed_input import ThrottledLogger
-from recon_ros.weights import default_r2n2_weights
+from recon_ros.weights import default_r2n2_weights, given_or_shipped
 
 LOG_THROTTLE_S = 5.0
 
@@ -39,11 +38,7 @@ class ObjectNode(Node):
         from recon_ros.srv import ReconstructObject
 
         params = declare_table(self, OBJECT_PARAMS)
-        weights = (
-            Path(params["weights_path"]).expanduser()
-            if params["weights_path"]
-            else default_r2n2_weights()
-        )
+        weights = given_or_shipped(params["weights_path"], default_r2n2_weights)
         self._model, metadata = load_r2n2(weights, params["device"])
         if not metadata.get("trained", False):
             self.get_logger().warning(f"{weights} holds untrained weights: its shapes are noise")

@@ -22,19 +22,19 @@ messages. Run: ``ros2 run recon_ros rig_node`` or ``ros2 launch recon_ros rig.la
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 
+from recon_ros.core.classes import palette
 from recon_ros.io import image_conversions, mesh_conversions, pointcloud_conversions
 from recon_ros.io.transform_conversions import stamp_to_ns
 from recon_ros.parameters import RIG_PARAMS
 from recon_ros.ros.common import LATCHED_QOS, RELIABLE_STREAM_QOS, run_node, stops_with_context
 from recon_ros.ros.declare_parameters import declare_table
 from recon_ros.ros.posed_input import ThrottledLogger
-from recon_ros.weights import default_everted_weights
+from recon_ros.weights import default_everted_weights, given_or_shipped
 
 
 class RigNode(Node):
@@ -55,11 +55,7 @@ class RigNode(Node):
         if len(corner) != 3:
             raise ValueError(f"grid_corner: expected [x, y, z], got {corner}")
         self._corner = [float(c) for c in corner]
-        weights = (
-            Path(params["weights_path"]).expanduser()
-            if params["weights_path"]
-            else default_everted_weights()
-        )
+        weights = given_or_shipped(params["weights_path"], default_everted_weights)
         self._model, metadata = load_everted(weights, params["device"])
         if not metadata.get("trained", False):
             self.get_logger().warning(f"{weights} holds untrained weights: its rooms are noise")
@@ -144,7 +140,6 @@ class RigNode(Node):
         self._used = {i: stamp_to_ns(msg.header.stamp) for i, msg in latest.items()}
         stamp = max((msg.header.stamp for msg in latest.values()), key=stamp_to_ns)
         frame = self._params["room_frame"]
-        from recon_ros.core.classes import palette
 
         points = pointcloud_conversions.semantic_points_to_array(
             result.centres, palette()[result.labels], result.labels, result.confidence

@@ -22,7 +22,6 @@ same code. Outputs:
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 import numpy as np
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
@@ -33,7 +32,7 @@ from recon_ros.parameters import SUFFICIENCY_PARAMS
 from recon_ros.ros.common import LATCHED_QOS, run_node
 from recon_ros.ros.declare_parameters import declare_table
 from recon_ros.ros.posed_input import InputSettings, PosedImageInput
-from recon_ros.weights import default_sufficiency_weights
+from recon_ros.weights import default_sufficiency_weights, given_or_shipped
 
 
 def count_palette(m: int) -> np.ndarray:
@@ -52,11 +51,7 @@ class SufficiencyNode(Node):
         input_group = MutuallyExclusiveCallbackGroup()
         inputs = InputSettings.declare(self)
         params = declare_table(self, SUFFICIENCY_PARAMS)
-        weights = (
-            Path(params["weights_path"]).expanduser()
-            if params["weights_path"]
-            else default_sufficiency_weights()
-        )
+        weights = given_or_shipped(params["weights_path"], default_sufficiency_weights)
         self._estimator = SufficiencyEstimator.from_checkpoint(
             weights,
             device=params["device"],

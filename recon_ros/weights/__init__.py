@@ -11,6 +11,13 @@ def first_shipped(candidates: tuple[str, ...]) -> Path | None:
     return next((WEIGHTS_DIR / n for n in candidates if (WEIGHTS_DIR / n).is_file()), None)
 
 
+def given_or_shipped(path: str, shipped):
+    """The checkpoint a ``weights_path``-style parameter names (``~`` expanded), or ``shipped()``
+    when it is empty (the package's own file; what ``shipped`` returns or raises when none
+    ships)."""
+    return Path(path).expanduser() if path else shipped()
+
+
 #: Trained Atlas weights, once they exist. The labelled plumbing checkpoint
 #: (``atlas_untrained.pt``) is never a default: it is loaded only when named.
 ATLAS_CANDIDATES = ("atlas_default.pt",)
