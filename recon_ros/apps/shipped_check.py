@@ -45,8 +45,9 @@ TOLERANCE = 0.02
 def check_scene(workdir: str | os.PathLike, weights: str | os.PathLike | None = None) -> dict:
     """Generate the check scene into ``workdir``, replay its bag with ``weights`` (default: the
     shipped ones) and score the mesh. Returns ``fscore``, ``prec``, ``recall``, ``depth_abs_rel``,
-    ``seed``, ``weights`` and the replay's counters."""
+    ``miou`` (the mesh's labels), ``seed``, ``weights`` and the replay's counters."""
     from recon_ros.apps.replay import replay_bag
+    from recon_ros.core.classes import CLASS_NAMES
     from recon_ros.datasets.layout import SyntheticSequence
     from recon_ros.io.ply import read_ply
     from recon_ros.training.evaluation import (
@@ -55,6 +56,7 @@ def check_scene(workdir: str | os.PathLike, weights: str | os.PathLike | None = 
         load_ground_truth_for,
         mesh_scores,
     )
+    from recon_ros.training.metrics import iou_from_confusion, mean_of_present
 
     workdir = Path(workdir)
     folder = generate_scene_folder(workdir / "scene", CHECK_SEED, CHECK_CONFIG)
@@ -72,7 +74,11 @@ def check_scene(workdir: str | os.PathLike, weights: str | os.PathLike | None = 
     frames = load_frames(sequence, frame_subset(len(sequence), None))
     gt = load_ground_truth_for(sequence, "synthetic", frames, 0.04, 0.12)
     faces = mesh.get("faces", np.zeros((0, 3), np.int32))
-    scores = mesh_scores(mesh["vertices"], faces, None, gt, frames, 9)
+    labels = mesh.get("label")
+    scores = mesh_scores(mesh["vertices"], faces, labels, gt, frames, len(CLASS_NAMES))
+    miou = float("nan")
+    if "confusion" in scores:
+        miou = mean_of_present(iou_from_confusion(np.asarray(scores["confusion"])))
     return {
         "seed": CHECK_SEED,
         "weights": report.weights,
@@ -80,6 +86,7 @@ def check_scene(workdir: str | os.PathLike, weights: str | os.PathLike | None = 
         "prec": scores["prec"],
         "recall": scores["recall"],
         "depth_abs_rel": scores["depth_abs_rel"],
+        "miou": miou,
         "integrated": report.integrated,
         "cnn_updates": report.cnn_updates,
     }

@@ -256,6 +256,9 @@ class DepthFusionStage:
             )
         self.net = depth_net
         self.semantic_net = semantic_net
+        #: (axis, sign) of world up for the semantic network's gravity input, once the
+        #: reconstructor has settled it (``set_up``); until then each keyframe's own guess.
+        self.world_up: tuple[int, float] | None = None
         self.depth_source = depth_source
         self.stereo = stereo or StereoSettings()
         self.device = torch.device(device)
@@ -270,6 +273,12 @@ class DepthFusionStage:
     def reset(self) -> None:
         self.history.clear()
         self.last_result = None
+
+    def set_up(self, axis: int, sign: float) -> None:
+        """World up of the session (the reconstructor's window policy)."""
+        if axis not in (0, 1, 2) or sign not in (1, -1):
+            raise ValueError(f"up axis/sign: expected 0-2 and +-1, got {axis}, {sign}")
+        self.world_up = (int(axis), float(sign))
 
     def _network_view(
         self, image: np.ndarray, camera: PinholeCamera
@@ -490,8 +499,12 @@ class DepthFusionStage:
         if (network_camera.width, network_camera.height) != (width, height):
             image = resize_image_tensor(network_image, width, height)
             camera = network_camera.resized(width, height)
-        depth_in = F.interpolate(depth[None, None].float(), size=(height, width), mode="nearest")
-        up = torch.as_tensor(up_in_camera(T_world_cam), dtype=torch.float32, device=self.device)
+        depth_in = F.interpolate(
+            depth[None, None].float(), size=(height, width), mode="nearest-exact"
+        )
+        up = torch.as_tensor(
+            up_in_camera(T_world_cam, self.world_up), dtype=torch.float32, device=self.device
+        )
         K = torch.as_tensor(camera.K, dtype=torch.float32, device=self.device)
         logits = net(image[None], depth_in, K[None], up[None])
         size = out_size or tuple(depth.shape)

@@ -576,6 +576,9 @@ class AtlasReconstructor:
             self.stage = DepthFusionStage(
                 depth_net, cfg.depth_source, cfg.stereo_settings(), self.device, semantic_net
             )
+            if cfg.window_mode != "auto":  # up as configured; "auto" settles it at keyframe 1
+                policy = cfg.window_policy_config()
+                self.stage.set_up(policy.up_axis, int(policy.up_sign))
         if cfg.max_depth is None:
             self.max_depth = default_max_depth
         else:
@@ -836,9 +839,11 @@ class AtlasReconstructor:
         self.window_note = note
         self._state.window_note_base = note
         self._state.floor_search = resolved.mode == "floor" and resolved.floor_z is None
+        axis, sign, _ = up_axis_of(T_world_cam)
         if self.refiner is not None:  # blocks reach the refinement network gravity-aligned
-            axis, sign, _ = up_axis_of(T_world_cam)
             self.refiner.set_up(axis, int(sign))
+        if self.stage is not None:  # the semantic network's gravity
+            self.stage.set_up(axis, int(sign))
 
     def _look_for_floor(self, T_world_cam, depth, K, T_world_depth) -> None:
         """Auto placement without a known floor: the lowest surface a keyframe's depth sees

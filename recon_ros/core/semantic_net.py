@@ -13,9 +13,10 @@ takes the keyframe's depth (the stereo prediction, or a sensor's) and gravity wi
 - the height of each pixel's point above the camera along gravity (metres, 0 where unknown);
 - the cosine between each pixel's ray and gravity "up", known without depth (the horizon).
 
-Gravity comes from the camera's pose (``core.window_policy.up_axis_of``: the world axis nearest to
-the image-up direction), so any world frame works. Trained with depth that is dropped, noisy,
-biased and holed as stereo depth is, it falls back to colour where depth is missing.
+Gravity comes from the world's up axis as the reconstructor settles it for the session (from the
+first keyframe's image-up direction, ``core.window_policy``), so any world frame works. Trained
+with depth that is dropped, noisy, biased and holed as stereo depth is, it falls back to colour
+where depth is missing.
 
 The network is a small residual U-Net (strides 2 to 32, then back to 2); logits come at half the
 input size and are upsampled to it. ``(B, 3, H, W)`` colour in [0, 1], ``(B, 1, H, W)`` depth
@@ -92,15 +93,22 @@ class SemanticNetConfig:
         return cls(**known)
 
 
-def up_in_camera(T_world_cam: np.ndarray) -> np.ndarray:
-    """(3,) unit gravity-up vector in the camera's optical frame, from its (4, 4) pose in any
-    world frame (``up_axis_of``: the world axis nearest to the camera's image-up direction)."""
+def up_in_camera(T_world_cam: np.ndarray, world_up: tuple[int, float] | None = None) -> np.ndarray:
+    """(3,) unit gravity-up vector in the camera's optical frame, from its (4, 4) pose.
+
+    Args:
+        T_world_cam: (4, 4) the camera's pose.
+        world_up: (axis, sign) of up in the world, as the reconstructor settled it for the
+            session; None: the world axis nearest to this camera's image-up direction
+            (``up_axis_of``; wrong for a camera pitched or rolled more than 45 degrees, so only
+            until the session's up is known).
+    """
     from recon_ros.core.window_policy import up_axis_of
 
     T = np.asarray(T_world_cam, dtype=np.float64)
-    axis, sign, _ = up_axis_of(T)
+    axis, sign = world_up if world_up is not None else up_axis_of(T)[:2]
     up_world = np.zeros(3)
-    up_world[axis] = sign
+    up_world[int(axis)] = float(sign)
     return T[:3, :3].T @ up_world
 
 

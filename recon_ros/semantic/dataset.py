@@ -109,6 +109,7 @@ class SemanticDataset:
         randomise: apply the real-camera effects to the colour.
         depth_kinds: probabilities of ``none``, ``sensor`` and ``stereo`` depth.
         seed: base seed.
+        world_up: (axis, sign) of up in the sequences' world (generated scenes: +z).
     """
 
     def __init__(
@@ -118,9 +119,11 @@ class SemanticDataset:
         randomise: bool = True,
         depth_kinds: tuple[float, float, float] = (0.2, 0.25, 0.55),
         seed: int = 0,
+        world_up: tuple[int, float] = (2, 1.0),
     ) -> None:
         if not sequences:
             raise ValueError("sequences: need at least one")
+        self.world_up = (int(world_up[0]), float(world_up[1]))
         if len(depth_kinds) != 3 or min(depth_kinds) < 0 or sum(depth_kinds) <= 0:
             raise ValueError(f"depth_kinds: three probabilities, got {depth_kinds}")
         self.sequences = list(sequences)
@@ -169,6 +172,6 @@ class SemanticDataset:
             image=image.contiguous(),
             depth=torch.from_numpy(depth)[None],
             K=torch.as_tensor(K, dtype=torch.float32),
-            up=torch.as_tensor(up_in_camera(T), dtype=torch.float32),
+            up=torch.as_tensor(up_in_camera(T, self.world_up), dtype=torch.float32),
             labels=torch.from_numpy(np.ascontiguousarray(labels)),
         )

@@ -282,6 +282,7 @@ def build_pipelines(args: argparse.Namespace, config) -> tuple[list, dict]:
         default_depth_weights,
         default_refine_weights,
         default_semantic_weights,
+        given_or_shipped,
     )
 
     rows: list[Pipeline] = []
@@ -324,10 +325,8 @@ def build_pipelines(args: argparse.Namespace, config) -> tuple[list, dict]:
             )
         semantic_model = None
         if values.get("labels_from", "semantic_network") == "semantic_network":
-            semantic_weights = (
-                Path(values["semantic_weights_path"])
-                if values.get("semantic_weights_path")
-                else default_semantic_weights()
+            semantic_weights = given_or_shipped(
+                values.get("semantic_weights_path", ""), default_semantic_weights
             )
             if semantic_weights is not None:
                 semantic_model, semantic_metadata = load_semantic_net(semantic_weights, "cpu")
@@ -376,6 +375,7 @@ def build_pipelines(args: argparse.Namespace, config) -> tuple[list, dict]:
                     rgb_config,
                     None,
                     depth_model,
+                    semantic_model=semantic_model,
                 )
             )
         if not args.no_sensor_row:

@@ -170,3 +170,17 @@ def test_the_stage_takes_its_labels_from_the_semantic_network(registered):
     stage.depth_for_keyframe(image, camera, look_at_pose([0, 0, 1], [0, 3, 1]))
     moved = stage.depth_for_keyframe(image, camera, look_at_pose([0.2, 0, 1], [0.2, 3, 1]))
     assert moved.source == "mvs" and bool((moved.labels == 4).all())
+
+
+def test_the_sessions_up_holds_for_a_camera_pitched_towards_the_floor():
+    # 60 degrees down at a table: the image-up direction is nearer to the horizontal axis than
+    # to z, so a per-frame guess is wrong; the session's up (z) is not.
+    steep = look_at_pose([0, 0, 1.5], [0, 0.6, 1.5 - 0.6 * np.tan(np.radians(60))])
+    truth = steep[:3, :3].T @ np.array([0, 0, 1.0])
+    assert not np.allclose(up_in_camera(steep), truth, atol=1e-6)
+    assert np.allclose(up_in_camera(steep, (2, 1.0)), truth)
+    stage = DepthFusionStage(None, "sensor")
+    stage.set_up(2, 1)
+    assert stage.world_up == (2, 1.0)
+    with pytest.raises(ValueError, match="up axis"):
+        stage.set_up(3, 1)
