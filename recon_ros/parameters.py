@@ -304,6 +304,7 @@ CONFIG_KEYS = {
     "device": "device",
     "pipeline": "pipeline",
     "depth_source": "depth_source",
+    "labels_from": "labels_from",
     "truncation_voxels": "truncation_voxels",
     "stereo_truncation_voxels": "stereo_truncation_voxels",
     "stereo_partners": "stereo_partners",
@@ -349,12 +350,13 @@ NODE_PARAMS = (
     ),
     Param(
         "labels_from",
-        "semantic_network",
-        "Fusion pipeline: where each keyframe's class labels come from: 'semantic_network' (a "
-        "network reading the colour with the keyframe's depth and gravity; the depth network's "
-        "head when no such weights ship) or 'depth_network' (the depth network's semantic head, "
-        "colour only).",
-        choices=("semantic_network", "depth_network"),
+        "combined",
+        "Fusion pipeline: where each keyframe's class labels come from: 'combined' (the "
+        "semantic network, reading the colour with the keyframe's depth and gravity, and the "
+        "depth network's colour-only head, their class probabilities multiplied), "
+        "'semantic_network' (the first alone) or 'depth_network' (the head alone). Without "
+        "semantic network weights: the head.",
+        choices=("combined", "semantic_network", "depth_network"),
     ),
     Param(
         "semantic_weights_path",

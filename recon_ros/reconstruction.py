@@ -61,7 +61,7 @@ def build_reconstructor(values: dict) -> tuple[AtlasReconstructor, str, list[str
                 "semantic labels (set depth_weights_path)"
             )
         semantic_weights = None
-        if values["labels_from"] == "semantic_network" and weights is not None:
+        if values["labels_from"] != "depth_network" and weights is not None:
             semantic_weights = _weights_path(
                 values, "semantic_weights_path", default_semantic_weights
             )
@@ -87,7 +87,8 @@ def build_reconstructor(values: dict) -> tuple[AtlasReconstructor, str, list[str
             semantic_model=semantic_weights,
         )
         labels = (
-            f"semantic network {semantic_weights}"
+            f"the semantic network {semantic_weights}"
+            + (" with the depth network's head" if values["labels_from"] == "combined" else "")
             if semantic_weights
             else "the depth network's head"
             if weights

@@ -323,7 +323,7 @@ def add_parser(subparsers) -> None:
     )
     parser.add_argument(
         "--labels-from",
-        choices=("semantic_network", "depth_network"),
+        choices=("combined", "semantic_network", "depth_network"),
         help="where keyframe labels come from (default: the parameters' 'labels_from')",
     )
     parser.add_argument(

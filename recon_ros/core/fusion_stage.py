@@ -38,6 +38,8 @@ from recon_ros.core.plane_fill import PLANAR_CLASS_NAMES, plane_fill
 from recon_ros.core.semantic_net import SemanticNet, up_in_camera
 
 DEPTH_SOURCES = ("auto", "mvs", "sensor")
+#: Where keyframe labels come from (``ReconstructorConfig.labels_from``).
+LABEL_SOURCES = ("combined", "semantic_network", "depth_network")
 
 
 @dataclass(frozen=True)
@@ -231,6 +233,9 @@ class DepthFusionStage:
         device: torch device.
         semantic_net: the semantic network (labels from colour and depth), or None: labels from
             the depth network's head.
+        combine_labels: with a semantic network, multiply its class probabilities with the
+            head's (a product of two experts: one reads geometry, the other matching context);
+            False: the semantic network's alone.
     """
 
     def __init__(
@@ -240,6 +245,7 @@ class DepthFusionStage:
         stereo: StereoSettings | None = None,
         device: torch.device | str = "cpu",
         semantic_net: SemanticNet | None = None,
+        combine_labels: bool = True,
     ) -> None:
         if depth_source not in DEPTH_SOURCES:
             raise ValueError(f"depth_source: expected one of {DEPTH_SOURCES}, got {depth_source!r}")
@@ -256,6 +262,7 @@ class DepthFusionStage:
             )
         self.net = depth_net
         self.semantic_net = semantic_net
+        self.combine_labels = bool(combine_labels)
         #: (axis, sign) of world up for the semantic network's gravity input, once the
         #: reconstructor has settled it (``set_up``); until then each keyframe's own guess.
         self.world_up: tuple[int, float] | None = None
@@ -426,6 +433,7 @@ class DepthFusionStage:
                     network_camera,
                     torch.where(trusted, predicted, torch.zeros_like(predicted)),
                     T_world_cam,
+                    head_logits=labels_logits,
                 )
             if depth_camera_out is fine_camera and self.stereo.plane_fill:
                 started = time.perf_counter()
@@ -483,14 +491,17 @@ class DepthFusionStage:
         depth: torch.Tensor,
         T_world_cam: np.ndarray,
         out_size: tuple[int, int] | None = None,
+        head_logits: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """(C, h, w) class logits of the semantic network for a keyframe.
+        """(C, h, w) class scores of the semantic network for a keyframe (log-probabilities;
+        with ``combine_labels``, plus the head's).
 
         Args:
             network_image: (3, H, W) colour at ``network_camera``.
             depth: (h, w) metres (0 unknown) covering the same view as the image (any size).
             T_world_cam: (4, 4) the camera's pose (gravity, ``up_in_camera``).
             out_size: (h, w) of the logits; default the depth's.
+            head_logits: (C, h', w') the depth network head's logits of the same view.
         """
         net = self.semantic_net
         width, height = net.config.image_size
@@ -508,7 +519,12 @@ class DepthFusionStage:
         K = torch.as_tensor(camera.K, dtype=torch.float32, device=self.device)
         logits = net(image[None], depth_in, K[None], up[None])
         size = out_size or tuple(depth.shape)
-        return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)[0]
+        scores = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+        scores = F.log_softmax(scores, dim=1)
+        if self.combine_labels and head_logits is not None:
+            head = F.interpolate(head_logits[None], size=size, mode="bilinear", align_corners=False)
+            scores = scores + F.log_softmax(head, dim=1)
+        return scores[0]
 
     def _planar_classes(self) -> tuple[int, ...]:
         names = list(self.net.config.class_names)
@@ -638,12 +654,16 @@ class DepthFusionStage:
                         np.asarray(T_cam_depth, dtype=np.float64),
                     )
                 )
+                head_logits = self.net.forward_encoded(
+                    encoded, None, None, None, None, None
+                ).semantic_logits[0]
                 label_image = self._semantic_logits(
                     network_image,
                     network_camera,
                     depth_in_view,
                     T_world_cam,
                     out_size=(network_camera.height, network_camera.width),
+                    head_logits=head_logits,
                 ).argmax(dim=0)
                 label_camera = network_camera
             else:

@@ -57,7 +57,12 @@ from recon_ros.core.classes import DEFAULT_CLASSES, palette
 from recon_ros.core.depth_checkpoint import load_depth_net
 from recon_ros.core.depth_net import MVSDepthNet
 from recon_ros.core.device import resolve_device
-from recon_ros.core.fusion_stage import DEPTH_SOURCES, DepthFusionStage, StereoSettings
+from recon_ros.core.fusion_stage import (
+    DEPTH_SOURCES,
+    LABEL_SOURCES,
+    DepthFusionStage,
+    StereoSettings,
+)
 from recon_ros.core.geometry import validate_pose
 from recon_ros.core.global_map import MAX_WEIGHT_CAP, GlobalMap
 from recon_ros.core.keyframes import KeyframeGate
@@ -150,6 +155,9 @@ class ReconstructorConfig:
             features-only Atlas: back-projected features, the 3D network predicts the TSDF).
         depth_source: fusion pipeline: ``"auto"`` (sensor depth while it arrives, else
             multi-view stereo), ``"mvs"`` or ``"sensor"``.
+        labels_from: fusion pipeline, with a semantic network given: ``"combined"`` (its class
+            probabilities multiplied with the depth network head's), ``"semantic_network"``
+            (its alone) or ``"depth_network"`` (the head's alone; the semantic network unused).
         truncation_voxels: TSDF truncation of the fusion of sensor depth, in voxels.
         stereo_truncation_voxels: the same for stereo depth: its errors (about 10 % of depth)
             exceed a 3-voxel band, and a wider band lets the views average into one surface
@@ -205,6 +213,7 @@ class ReconstructorConfig:
     class_colors: tuple[tuple[int, int, int], ...] | None = None
     pipeline: str = "fusion"
     depth_source: str = "auto"
+    labels_from: str = "combined"
     truncation_voxels: float = 3.0
     stereo_partners: int = 3
     stereo_min_baseline: float = 0.05
@@ -293,6 +302,10 @@ class ReconstructorConfig:
         if self.depth_source not in DEPTH_SOURCES:
             raise ValueError(
                 f"depth_source: expected one of {DEPTH_SOURCES}, got {self.depth_source!r}"
+            )
+        if self.labels_from not in LABEL_SOURCES:
+            raise ValueError(
+                f"labels_from: expected one of {LABEL_SOURCES}, got {self.labels_from!r}"
             )
         for name in ("truncation_voxels", "stereo_truncation_voxels"):
             if not 0.5 <= getattr(self, name) <= 20:
@@ -573,8 +586,15 @@ class AtlasReconstructor:
                     "semantic_model: labels need the depth network too (its semantic head "
                     "and stereo); give depth_model"
                 )
+            if cfg.labels_from == "depth_network":
+                semantic_net = None
             self.stage = DepthFusionStage(
-                depth_net, cfg.depth_source, cfg.stereo_settings(), self.device, semantic_net
+                depth_net,
+                cfg.depth_source,
+                cfg.stereo_settings(),
+                self.device,
+                semantic_net,
+                combine_labels=cfg.labels_from == "combined",
             )
             if cfg.window_mode != "auto":  # up as configured; "auto" settles it at keyframe 1
                 policy = cfg.window_policy_config()

@@ -324,7 +324,7 @@ def build_pipelines(args: argparse.Namespace, config) -> tuple[list, dict]:
                 refine_weights_trained=refine_metadata.get("trained"),
             )
         semantic_model = None
-        if values.get("labels_from", "semantic_network") == "semantic_network":
+        if values.get("labels_from", "combined") != "depth_network":
             semantic_weights = given_or_shipped(
                 values.get("semantic_weights_path", ""), default_semantic_weights
             )
@@ -342,7 +342,11 @@ def build_pipelines(args: argparse.Namespace, config) -> tuple[list, dict]:
             else "default: stereo depth fused (RGB)"
         )
         if semantic_model is not None:
-            label += ", labels from the semantic network"
+            label += (
+                ", labels from the semantic network and the head"
+                if rgb_config.labels_from == "combined"
+                else ", labels from the semantic network"
+            )
         rows.append(
             Pipeline(
                 "model",
@@ -528,7 +532,7 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--labels-from",
-        choices=("semantic_network", "depth_network"),
+        choices=("combined", "semantic_network", "depth_network"),
         help="where keyframe labels come from (default: the parameters' 'labels_from')",
     )
     p.add_argument(

@@ -135,7 +135,8 @@ def test_depth_in_colour_view_matches_the_reference():
 
 
 @pytest.mark.parametrize("registered", [True, False])
-def test_the_stage_takes_its_labels_from_the_semantic_network(registered):
+@pytest.mark.parametrize("combine", [True, False])
+def test_the_stage_takes_its_labels_from_the_semantic_network(registered, combine):
     torch.manual_seed(0)
     depth_net = MVSDepthNet(
         DepthNetConfig(image_size=(64, 48), planes=16, widths=(8, 8, 8, 8))
@@ -144,8 +145,8 @@ def test_the_stage_takes_its_labels_from_the_semantic_network(registered):
     with torch.no_grad():  # a network that calls everything class 4
         semantic.head.weight.zero_()
         semantic.head.bias.zero_()
-        semantic.head.bias[4] = 5.0
-    stage = DepthFusionStage(depth_net, "auto", semantic_net=semantic)
+        semantic.head.bias[4] = 30.0  # outweighs the untrained head when combined
+    stage = DepthFusionStage(depth_net, "auto", semantic_net=semantic, combine_labels=combine)
     camera = PinholeCamera.from_matrix(K, 64, 48)
     image = np.random.default_rng(0).integers(0, 256, (48, 64, 3), dtype=np.uint8)
     depth = np.full((24, 32), 2.0, np.float32)
@@ -166,7 +167,7 @@ def test_the_stage_takes_its_labels_from_the_semantic_network(registered):
     labelled = result.labels[result.labels != 255]
     assert len(labelled) > 0.8 * 24 * 32 and bool((labelled == 4).all())
     # stereo: the keyframe after a partner with baseline
-    stage = DepthFusionStage(depth_net, "mvs", semantic_net=semantic)
+    stage = DepthFusionStage(depth_net, "mvs", semantic_net=semantic, combine_labels=combine)
     stage.depth_for_keyframe(image, camera, look_at_pose([0, 0, 1], [0, 3, 1]))
     moved = stage.depth_for_keyframe(image, camera, look_at_pose([0.2, 0, 1], [0.2, 3, 1]))
     assert moved.source == "mvs" and bool((moved.labels == 4).all())
@@ -184,3 +185,24 @@ def test_the_sessions_up_holds_for_a_camera_pitched_towards_the_floor():
     assert stage.world_up == (2, 1.0)
     with pytest.raises(ValueError, match="up axis"):
         stage.set_up(3, 1)
+
+
+def test_combined_labels_are_the_product_of_both_networks():
+    torch.manual_seed(2)
+    depth_net = MVSDepthNet(
+        DepthNetConfig(image_size=(64, 48), planes=16, widths=(8, 8, 8, 8))
+    ).eval()
+    semantic = SemanticNet(TINY).eval()
+    camera = PinholeCamera.from_matrix(K, 64, 48)
+    image = torch.rand(3, 48, 64)
+    depth = torch.full((24, 32), 2.0)
+    head = torch.randn(TINY.num_classes, 24, 32)
+    T = look_at_pose([0, 0, 1], [0, 3, 1])
+    alone = DepthFusionStage(depth_net, semantic_net=semantic, combine_labels=False)
+    both = DepthFusionStage(depth_net, semantic_net=semantic, combine_labels=True)
+    with torch.no_grad():
+        sem = alone._semantic_logits(image, camera, depth, T, head_logits=head)
+        combined = both._semantic_logits(image, camera, depth, T, head_logits=head)
+    assert torch.allclose(sem.exp().sum(0), torch.ones(24, 32), atol=1e-4)  # log-probabilities
+    expected = sem + F.log_softmax(head, dim=0)
+    assert torch.allclose(combined, expected, atol=1e-5)
