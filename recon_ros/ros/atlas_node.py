@@ -33,6 +33,7 @@ from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 
+from recon_ros.core.memory import release_freed_memory
 from recon_ros.io import mesh_conversions, occupancy_conversions, pointcloud_conversions
 from recon_ros.parameters import CORE_PARAMS, NODE_PARAMS, resolve
 from recon_ros.reconstruction import MappingPipeline
@@ -330,6 +331,9 @@ class AtlasNode(Node):
             self._window_pub.publish(
                 mesh_conversions.box_outline_marker(corner, size, stamp, self._world_frame)
             )
+        # The whole map's mesh and cloud were just built and freed (larger as the map grows):
+        # give those pages back, or the node's resident size creeps over a long run.
+        release_freed_memory()
 
     def status_message(self):
         from geometry_msgs.msg import Point
