@@ -276,6 +276,8 @@ class DepthFusionStage:
         self.last_fine_sweep_ms: float | None = None
         #: Milliseconds of the last keyframe's plane fill (None: it did not run), part of it too.
         self.last_plane_fill_ms: float | None = None
+        #: Milliseconds of the last keyframe's semantic network (None: it did not run), too.
+        self.last_semantic_ms: float | None = None
 
     def reset(self) -> None:
         self.history.clear()
@@ -336,7 +338,7 @@ class DepthFusionStage:
 
     def depth_for_keyframe(self, *args, **kwargs) -> DepthResult:
         """See ``_depth_for_keyframe``; remembers the result in ``last_result``."""
-        self.last_fine_sweep_ms = self.last_plane_fill_ms = None
+        self.last_fine_sweep_ms = self.last_plane_fill_ms = self.last_semantic_ms = None
         self.last_result = self._depth_for_keyframe(*args, **kwargs)
         return self.last_result
 
@@ -503,6 +505,7 @@ class DepthFusionStage:
             out_size: (h, w) of the logits; default the depth's.
             head_logits: (C, h', w') the depth network head's logits of the same view.
         """
+        started = time.perf_counter()
         net = self.semantic_net
         width, height = net.config.image_size
         image = network_image
@@ -524,6 +527,7 @@ class DepthFusionStage:
         if self.combine_labels and head_logits is not None:
             head = F.interpolate(head_logits[None], size=size, mode="bilinear", align_corners=False)
             scores = scores + F.log_softmax(head, dim=1)
+        self.last_semantic_ms = (time.perf_counter() - started) * 1e3
         return scores[0]
 
     def _planar_classes(self) -> tuple[int, ...]:

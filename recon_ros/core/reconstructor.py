@@ -922,6 +922,8 @@ class AtlasReconstructor:
                 self._timer.record("fine_sweep", self.stage.last_fine_sweep_ms)
             if self.stage.last_plane_fill_ms is not None:
                 self._timer.record("plane_fill", self.stage.last_plane_fill_ms)
+            if self.stage.last_semantic_ms is not None:
+                self._timer.record("semantic", self.stage.last_semantic_ms)
             self._gate.accept(T_world_cam)
             if result.source == "waiting":
                 self._count("keyframes_waiting_for_partners")

@@ -88,14 +88,22 @@ def _stats(samples: list[float]) -> dict:
     }
 
 
-def timed_walk(device: str, frames: int, depth_model, seed: int, refine_model=None) -> dict:
+def timed_walk(
+    device: str, frames: int, depth_model, seed: int, refine_model=None, semantic_model=None
+) -> dict:
     """The RGB-only walk: per-keyframe and per-update stage times (with ``refine_model``: the
     3D refinement of the remeshed surface chunks, inside meshing, timed on its own too)."""
     texture = np.random.default_rng(seed).integers(0, 256, (4096, 3), dtype=np.uint8)
     config = ReconstructorConfig(
         device=device, keyframe_min_translation=0.0, keyframe_min_rotation_deg=0.0
     )
-    rec = AtlasReconstructor(None, config, depth_model=depth_model, refine_model=refine_model)
+    rec = AtlasReconstructor(
+        None,
+        config,
+        depth_model=depth_model,
+        refine_model=refine_model,
+        semantic_model=semantic_model,
+    )
     samples: dict[str, list[float]] = {"update": [], "meshing": []}
     if rec.refiner is not None:
         samples["refine"] = []
@@ -118,7 +126,7 @@ def timed_walk(device: str, frames: int, depth_model, seed: int, refine_model=No
     if rec.refiner is not None:
         result["refine_blocks_mean"] = float(np.mean(blocks)) if blocks else 0.0
         result["map_chunks"] = rec.map.num_chunks
-    for stage in ("depth", "fine_sweep", "plane_fill", "fusion"):
+    for stage in ("depth", "fine_sweep", "plane_fill", "semantic", "fusion"):
         if stage not in timings:
             continue
         t = timings[stage]
@@ -338,6 +346,7 @@ def format_result(result: dict) -> str:
         ("depth (network, sweep, planes)", "depth", "per keyframe"),
         ("  of which the fine sweep", "fine_sweep", "per keyframe"),
         ("  of which the plane fill", "plane_fill", "per keyframe"),
+        ("  of which the semantic network", "semantic", "per keyframe"),
         ("fusion (TSDF, colour, labels)", "fusion", "per keyframe"),
         ("window -> map", "update", "per update"),
         ("meshing (cached chunks)", "meshing", "per update"),
@@ -392,7 +401,11 @@ def run(args: argparse.Namespace) -> int:
         from recon_ros.apps.benchmarks import atlas
 
         return atlas.run(args)
-    from recon_ros.weights import default_depth_weights, default_refine_weights
+    from recon_ros.weights import (
+        default_depth_weights,
+        default_refine_weights,
+        default_semantic_weights,
+    )
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -402,6 +415,12 @@ def run(args: argparse.Namespace) -> int:
         else [args.device]
     )
     weights = default_depth_weights()
+    semantic_weights = default_semantic_weights()
+    semantic_model = None
+    if semantic_weights is not None:
+        from recon_ros.core.semantic_net import load_semantic_net
+
+        semantic_model, _ = load_semantic_net(semantic_weights)
     refine_weights = default_refine_weights()
     refine_model = None
     if refine_weights is not None:
@@ -428,7 +447,9 @@ def run(args: argparse.Namespace) -> int:
             "depth_weights": str(weights) if weights else "random (none shipped)",
             "frames": args.frames,
             "refine_weights": str(refine_weights) if refine_weights else None,
-            "walk": timed_walk(device, args.frames, depth_model, args.seed, refine_model),
+            "walk": timed_walk(
+                device, args.frames, depth_model, args.seed, refine_model, semantic_model
+            ),
             "labels": label_voting_cost(device, ReconstructorConfig().window_dims, 8, args.seed),
             "sweep": sweep_ratio(depth_model.config, args.seed),
         }
