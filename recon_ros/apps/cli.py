@@ -57,6 +57,7 @@ TRAINERS = {
 EVALUATORS = {
     "atlas": "recon_ros.training.atlas_evaluate",
     "sufficiency": "recon_ros.sufficiency.evaluate",
+    "semantic": "recon_ros.semantic.train",
     "ifnet": "recon_ros.ifnet.train",
     "everted-unet": "recon_ros.everted.train",
     "r2n2": "recon_ros.r2n2.train",

@@ -179,3 +179,79 @@ def run(args: argparse.Namespace) -> int:
     run.save(model, optimiser)
     print(f"stopped at step {run.step}; best val mIoU {-run.best:.4f}; {run.best_path}", flush=True)
     return 0
+
+
+def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "semantic",
+        help="per-pixel labels of the semantic network, the depth network's head and both",
+        description="Per-pixel mIoU on frames of generated scenes (the validation frames of "
+        "`recon-ros train semantic`), with stereo-like depth and without depth: the semantic "
+        "network alone, the depth network's colour-only head alone, and both (class "
+        "probabilities multiplied: the default 'combined' labels).",
+    )
+    parser.add_argument("--data", nargs="+", required=True, help="scene folders or roots")
+    parser.add_argument("--weights", help="semantic network checkpoint (default: shipped)")
+    parser.add_argument("--depth-weights", help="depth network checkpoint (default: shipped)")
+    parser.add_argument("--samples", type=int, default=64, help="frames, spread evenly")
+    parser.add_argument("--seed", type=int, default=1, help="depth corruption seed")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.set_defaults(func=run_evaluation)
+    return parser
+
+
+@torch.inference_mode()
+def compare_labels(semantic, depth_net, dataset: SemanticDataset, indices: list[int]) -> dict:
+    """Confusion matrices of the three label sources (keys ``semantic``, ``head``,
+    ``combined``) per depth kind (``stereo``, ``none``)."""
+    classes = semantic.config.num_classes
+    out: dict = {}
+    for kind in ("stereo", "none"):
+        matrices = {k: np.zeros((classes, classes), np.int64) for k in ("semantic", "head")}
+        matrices["combined"] = np.zeros((classes, classes), np.int64)
+        for index in indices:
+            batch = collate([dataset.sample(index, depth_kind=kind)])
+            size = batch.image.shape[-2:]
+            ours = F.log_softmax(semantic(batch.image, batch.depth, batch.K, batch.up), dim=1)
+            head = F.interpolate(
+                depth_net.semantic_only(batch.image), size=size, mode="bilinear"
+            ).log_softmax(dim=1)
+            known = batch.labels[0] < classes
+            for name, scores in (("semantic", ours), ("head", head), ("combined", ours + head)):
+                labels = scores.argmax(1)[0]
+                matrices[name] += confusion_matrix(
+                    labels[known], batch.labels[0][known], classes
+                ).numpy()
+        out[kind] = matrices
+    return out
+
+
+def run_evaluation(args: argparse.Namespace) -> int:
+    from recon_ros.core.confusion import class_iou
+    from recon_ros.core.depth_checkpoint import load_depth_net
+    from recon_ros.core.semantic_net import load_semantic_net
+    from recon_ros.weights import default_depth_weights, default_semantic_weights, given_or_shipped
+
+    torch.set_num_threads(max(1, args.threads))
+    semantic_path = given_or_shipped(args.weights or "", default_semantic_weights)
+    depth_path = given_or_shipped(args.depth_weights or "", default_depth_weights)
+    if semantic_path is None or depth_path is None:
+        raise SystemExit("no semantic or depth network weights: pass --weights / --depth-weights")
+    semantic, _ = load_semantic_net(semantic_path)
+    depth_net, _ = load_depth_net(depth_path)
+    dataset = SemanticDataset.from_folders(args.data, randomise=False, seed=args.seed)
+    indices = validation_indices(dataset, args.samples)
+    result = compare_labels(semantic, depth_net, dataset, indices)
+    names = semantic.config.class_names
+    print(
+        f"{len(indices)} frames of {len(dataset.sequences)} scenes; {semantic_path}, {depth_path}"
+    )
+    print("| depth | labels | mIoU | " + " | ".join(names) + " |")
+    print("| --- | --- | --- | " + " | ".join("---" for _ in names) + " |")
+    for kind, matrices in result.items():
+        for name, matrix in matrices.items():
+            iou = class_iou(matrix)
+            cells = " | ".join("-" if np.isnan(v) else f"{v:.2f}" for v in iou)
+            miou = mean_iou(matrix, over="labelled")
+            print(f"| {kind} | {name} | {miou:.3f} | {cells} |")
+    return 0
