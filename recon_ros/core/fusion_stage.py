@@ -388,6 +388,7 @@ class DepthFusionStage:
                 depth_camera,
                 T_cam_depth,
                 encoded if self.net is not None else None,
+                (network_image, network_camera),
             )
         elif self.net is None:
             return DepthResult("waiting")
@@ -632,8 +633,11 @@ class DepthFusionStage:
         return torch.where(keep, depth, torch.zeros_like(depth))
 
     def _sensor_depth(
-        self, image, camera, T_world_cam, depth, depth_camera, T_cam_depth, encoded
+        self, image, camera, T_world_cam, depth, depth_camera, T_cam_depth, encoded, network_view
     ) -> DepthResult:
+        """The RGB-D keyframe's depth, colour and labels; ``encoded`` and ``network_view``
+        (image, camera) are the depth network's encoding and input of the colour image (None
+        without a depth network)."""
         depth_t = torch.as_tensor(
             np.nan_to_num(np.asarray(depth, dtype=np.float32)), device=self.device
         )
@@ -651,7 +655,7 @@ class DepthFusionStage:
         if self.net is not None:
             label_camera = _half_camera(camera.resized(*self.net.config.image_size))
             if self.semantic_net is not None:
-                network_image, network_camera = self._network_view(image, camera)
+                network_image, network_camera = network_view
                 depth_in_view = (
                     depth_t
                     if registered
