@@ -63,13 +63,12 @@ class DepthSample:
     semantic: torch.Tensor
 
 
-def collate(samples: Sequence[DepthSample]) -> DepthSample:
-    """Stack samples with equal shapes into a batch (a leading B on every field)."""
-    return DepthSample(
-        *(
-            torch.stack([getattr(s, name) for s in samples])
-            for name in DepthSample.__dataclass_fields__
-        )
+def collate(samples: Sequence):
+    """Stack samples (one dataclass of tensors, e.g. ``DepthSample``) with equal shapes into a
+    batch of the same class (a leading B on every field)."""
+    kind = type(samples[0])
+    return kind(
+        *(torch.stack([getattr(s, name) for s in samples]) for name in kind.__dataclass_fields__)
     )
 
 

@@ -90,16 +90,6 @@ class SemanticSample:
     labels: torch.Tensor
 
 
-def collate(samples: Sequence[SemanticSample]) -> SemanticSample:
-    """Stack samples into a batch (a leading B on every field)."""
-    return SemanticSample(
-        *(
-            torch.stack([getattr(s, name) for s in samples])
-            for name in SemanticSample.__dataclass_fields__
-        )
-    )
-
-
 class SemanticDataset:
     """Samples from frame sequences with semantic labels (module docstring).
 

@@ -25,8 +25,8 @@ import torch.nn.functional as F  # noqa: N812 (the usual torch name)
 from recon_ros.core.classes import IGNORE_LABEL
 from recon_ros.core.confusion import confusion_matrix, mean_iou
 from recon_ros.core.semantic_net import SemanticNet, SemanticNetConfig, save_semantic_net
-from recon_ros.depth.dataset import find_scene_folders
-from recon_ros.semantic.dataset import DEPTH_KINDS, SemanticDataset, collate
+from recon_ros.depth.dataset import collate, find_scene_folders
+from recon_ros.semantic.dataset import DEPTH_KINDS, SemanticDataset
 from recon_ros.training.run_folder import (
     RunFolder,
     adamw_without_decay_on_biases,
