@@ -211,6 +211,14 @@ CORE_PARAMS = (
         "the floor's (or the ceiling's) plane, for plain walls with no texture of their own.",
     ),
     Param(
+        "stereo_guess_weight",
+        0.3,
+        "With the fine sweep: fusion weight factor of stereo pixels that neither matching nor a "
+        "plane explains (the depth network's own guess), so keyframes whose depth has evidence "
+        "outvote it; 1: weigh them by their confidence alone.",
+        (0.0, 1.0),
+    ),
+    Param(
         "stereo_floor_label_height_m",
         0.2,
         "With the plane fill: pixels the network labels floor that lie more than this high "
@@ -318,6 +326,7 @@ CONFIG_KEYS = {
     "stereo_fine_max_width": "stereo_fine_max_width",
     "stereo_plane_fill": "stereo_plane_fill",
     "stereo_wall_feet": "stereo_wall_feet",
+    "stereo_guess_weight": "stereo_guess_weight",
     "stereo_floor_label_height_m": "stereo_floor_label_height_m",
     "mesh_min_weight": "mesh_min_weight",
     "voxel_size_m": "voxel_size",

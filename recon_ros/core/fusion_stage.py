@@ -79,6 +79,9 @@ class StereoSettings:
     #: Walls also take planes through their feet: their boundary with the floor's (and the
     #: ceiling's) plane, standing upright on it (``core.plane_fill.wall_feet``).
     plane_fill_wall_feet: bool = False
+    #: Fusion weight factor of stereo pixels that neither matching nor a plane explains (the
+    #: network's guess): 1 weighs them as their confidence says.
+    guess_weight: float = 1.0
     #: > 0: with the plane fill, pixels labelled floor more than this many metres above the
     #: keyframe's floor plane take their next class (``core.floor_labels``).
     floor_label_max_height: float = 0.0
@@ -463,6 +466,8 @@ class DepthFusionStage:
                 )
                 self.last_plane_fill_ms = (time.perf_counter() - started) * 1e3
             predicted[(confidence < self.stereo.min_confidence) & ~refined] = 0.0
+            if self.stereo.guess_weight != 1.0 and depth_camera_out is fine_camera:
+                confidence = torch.where(refined, confidence, confidence * self.stereo.guess_weight)
             predicted = self._consistent(predicted, depth_camera_out.K, T_world_ref, partners)
             if self.stereo.near_weighting_depth > 0:
                 # Stereo depth error grows with the square of depth: far views count less.

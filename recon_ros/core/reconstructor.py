@@ -183,6 +183,10 @@ class ReconstructorConfig:
             4 validation scenes, with the sweep 320 wide: F-score 0.415 -> 0.490).
         stereo_wall_feet: with the plane fill, walls also take upright planes through their
             boundary with the floor's and the ceiling's planes (``core.plane_fill.wall_feet``).
+        stereo_guess_weight: with the fine sweep, the fusion weight factor of stereo pixels
+            neither matching nor a plane explains (the network's own guess), so that keyframes
+            whose depth has evidence outvote it (on 4 validation scenes: F-score 0.554 at 1,
+            0.566 at 0.3).
         stereo_floor_label_height_m: > 0: with the plane fill, pixels labelled floor more than
             this high above the keyframe's floor plane take their next class
             (``core.floor_labels``); 0: off.
@@ -226,6 +230,7 @@ class ReconstructorConfig:
     stereo_fine_max_width: int = 320
     stereo_plane_fill: bool = True
     stereo_wall_feet: bool = True
+    stereo_guess_weight: float = 0.3
     stereo_floor_label_height_m: float = 0.2
     stereo_truncation_voxels: float = 8.0
     mesh_min_weight: int = 1
@@ -329,6 +334,10 @@ class ReconstructorConfig:
             raise ValueError(
                 f"stereo_fine_min_ncc: must be in [-1, 1], got {self.stereo_fine_min_ncc}"
             )
+        if not 0 <= self.stereo_guess_weight <= 1:
+            raise ValueError(
+                f"stereo_guess_weight: must be in [0, 1], got {self.stereo_guess_weight}"
+            )
         if not 0 <= int(self.stereo_fine_max_width) <= 4096:
             raise ValueError(
                 f"stereo_fine_max_width: must be 0-4096, got {self.stereo_fine_max_width}"
@@ -351,6 +360,7 @@ class ReconstructorConfig:
             fine_max_width=int(self.stereo_fine_max_width),
             plane_fill=bool(self.stereo_plane_fill),
             plane_fill_wall_feet=bool(self.stereo_wall_feet),
+            guess_weight=float(self.stereo_guess_weight),
             floor_label_max_height=float(self.stereo_floor_label_height_m),
         )
 

@@ -135,3 +135,31 @@ def test_fine_sweep_at_the_cameras_resolution():
         inner = result.depth[rows // 4 : -rows // 4, cols // 4 : -cols // 4]
         errors = ((inner - 1.5).abs() / 1.5)[inner > 0]
         assert float(errors.median()) < 0.02, (limit, float(errors.median()))
+
+
+def test_guessed_depth_weighs_less_than_matched_depth():
+    """A textured wall with a plain grey band: the fine sweep matches the blocks, not the band,
+    where the depth stays the network's guess. ``guess_weight`` scales the fusion weight of the
+    guessed pixels only; the matched ones keep theirs."""
+    camera = PinholeCamera.from_matrix(K, 64, 48)
+    poses = [look_at_pose([x, 0, 1], [x, 3, 1]) for x in (0.0, 0.15, 0.3)]
+    confidence = {}
+    for weight in (1.0, 0.3):
+        torch.manual_seed(0)
+        settings = StereoSettings(fine_sweep=True, min_confidence=0.0, guess_weight=weight)
+        stage = DepthFusionStage(MVSDepthNet(SMALL).eval(), "mvs", settings)
+        for T in poses:
+            image = _textured_wall_view(T, camera=camera)
+            image[18:30] = 128  # plain: nothing to match
+            result = stage.depth_for_keyframe(image, camera, T)
+        assert result.source == "mvs"
+        confidence[weight] = result.confidence
+    used = confidence[1.0] > 0
+    ratio = confidence[0.3][used] / confidence[1.0][used]
+    kept = torch.isclose(ratio, torch.tensor(1.0))
+    scaled = torch.isclose(ratio, torch.tensor(0.3))
+    assert bool((kept | scaled).all())
+    band = torch.zeros_like(used)
+    band[20:28] = True
+    assert float(scaled[band[used]].float().mean()) > 0.8  # the plain band: guessed
+    assert float(kept[~band[used]].float().mean()) > 0.5  # the blocks: matched
