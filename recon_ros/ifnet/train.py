@@ -63,8 +63,13 @@ def regime_losses(model: SingleViewIFNet, batch: dict, regime: str) -> dict[str,
         return {"total": loss, "depth_log_l1": loss}
     depth = batch["depth"] if regime == "viability" else None
     if regime == "pretrained":
+        # frozen means eval mode too: in train mode its batch norm would use each batch's
+        # statistics (and drift its running ones), unlike the depth it gives at evaluation
+        was_training = model.depth_net.training
+        model.depth_net.eval()
         with torch.no_grad():
             depth = model.depth_net(batch["image"])
+        model.depth_net.train(was_training)
     _, logits = model(batch["image"], batch["K"], batch["queries"], depth=depth)
     loss = F.binary_cross_entropy_with_logits(logits, batch["occupied"])
     return {"total": loss, "occupancy_bce": loss}

@@ -51,3 +51,32 @@ def test_regimes_train_resume_and_evaluate(samples, tmp_path, capsys):
     assert results["iou"] == results["regimes"]["pretrained"]["iou"]
     with pytest.raises(SystemExit):
         main(["train", "ifnet", "--data", "x"])
+
+
+def test_the_pretrained_regime_leaves_the_frozen_depth_net_untouched(samples):
+    """The depth U-Net is frozen in the pretrained regime, batch-norm statistics included: a
+    training step changes the IF-Net, not one value of the depth U-Net's state."""
+    import torch
+
+    from recon_ros.ifnet.dataset import SingleViewSamples
+    from recon_ros.ifnet.ifnet import SingleViewConfig, SingleViewIFNet
+    from recon_ros.ifnet.train import _trainable, regime_losses
+
+    data = SingleViewSamples(samples / "train", 256, 0)
+    config = SingleViewConfig(
+        grid_dims=data.grid.dims, voxel_size=data.grid.voxel_size, near=data.grid.origin[2],
+        image_size=data.image_size,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    model = SingleViewIFNet(config).train()
+    before = {k: v.clone() for k, v in model.depth_net.state_dict().items()}
+    ifnet_before = [p.clone() for p in model.ifnet.parameters()]
+    optimiser = torch.optim.Adam(_trainable(model, "pretrained"), lr=1e-3)
+    batch = {key: torch.stack([data[i][key] for i in range(2)]) for key in data[0]}
+    regime_losses(model, batch, "pretrained")["total"].backward()
+    optimiser.step()
+    after = model.depth_net.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert model.depth_net.training  # handed back in the mode it was in
+    changed = zip(ifnet_before, model.ifnet.parameters(), strict=True)
+    assert any(not torch.equal(a, b) for a, b in changed)
