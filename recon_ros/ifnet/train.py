@@ -52,6 +52,16 @@ def load_ifnet(path, device="cpu") -> tuple[SingleViewIFNet, dict]:
     return load_model(path, device, IFNET_CHECKPOINT_FORMAT, SingleViewConfig, SingleViewIFNet)
 
 
+def config_for(samples: SingleViewSamples) -> SingleViewConfig:
+    """The model configuration that fits ``samples``: their grid and image size."""
+    return SingleViewConfig(
+        grid_dims=samples.grid.dims,
+        voxel_size=samples.grid.voxel_size,
+        near=samples.grid.origin[2],
+        image_size=samples.image_size,
+    )
+
+
 def regime_losses(model: SingleViewIFNet, batch: dict, regime: str) -> dict[str, torch.Tensor]:
     """The losses of one batch under ``regime`` (module docstring)."""
     if regime not in REGIMES:
@@ -140,13 +150,7 @@ def run_training(args: argparse.Namespace) -> int:
             print(f"{target}: {count} samples", flush=True)
     train = SingleViewSamples(args.data, args.queries, args.seed)
     val = SingleViewSamples(args.val_data, args.queries, args.seed + 1)
-    config = SingleViewConfig(
-        grid_dims=train.grid.dims,
-        voxel_size=train.grid.voxel_size,
-        near=train.grid.origin[2],
-        image_size=train.image_size,
-    )
-    model = SingleViewIFNet(config)
+    model = SingleViewIFNet(config_for(train))
     if args.regime == "pretrained":
         if not args.depth_init:
             raise ValueError("regime 'pretrained' needs --depth-init (a 'depth' checkpoint)")

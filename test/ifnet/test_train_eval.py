@@ -59,16 +59,12 @@ def test_the_pretrained_regime_leaves_the_frozen_depth_net_untouched(samples):
     import torch
 
     from recon_ros.ifnet.dataset import SingleViewSamples
-    from recon_ros.ifnet.ifnet import SingleViewConfig, SingleViewIFNet
-    from recon_ros.ifnet.train import _trainable, regime_losses
+    from recon_ros.ifnet.ifnet import SingleViewIFNet
+    from recon_ros.ifnet.train import _trainable, config_for, regime_losses
 
     data = SingleViewSamples(samples / "train", 256, 0)
-    config = SingleViewConfig(
-        grid_dims=data.grid.dims, voxel_size=data.grid.voxel_size, near=data.grid.origin[2],
-        image_size=data.image_size,
-    )  # fmt: skip
     torch.manual_seed(0)
-    model = SingleViewIFNet(config).train()
+    model = SingleViewIFNet(config_for(data)).train()
     before = {k: v.clone() for k, v in model.depth_net.state_dict().items()}
     ifnet_before = [p.clone() for p in model.ifnet.parameters()]
     optimiser = torch.optim.Adam(_trainable(model, "pretrained"), lr=1e-3)
