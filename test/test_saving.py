@@ -200,3 +200,22 @@ def test_untrained_atlas_weights_are_never_a_default():
     _, description, warnings = build_reconstructor(named)
     assert "atlas_untrained.pt" in description
     assert any("UNTRAINED" in w for w in warnings)
+
+
+def test_the_default_parameters_map_with_trained_weights():
+    """atlas_node's and the replay's defaults (the fusion pipeline) load the shipped depth and
+    semantic networks, both trained, and say nothing is untrained or missing; the plumbing
+    Atlas checkpoint plays no part."""
+    from recon_ros import parameters
+    from recon_ros.reconstruction import build_reconstructor
+    from recon_ros.weights import WEIGHTS_DIR
+
+    values = parameters.resolve({"device": "cpu", "window_dims": [32, 32, 32]})
+    assert values["pipeline"] == "fusion"
+    reconstructor, description, warnings = build_reconstructor(values)
+    assert warnings == []
+    assert str(WEIGHTS_DIR / "depth_default.pt") in description
+    assert str(WEIGHTS_DIR / "semantic_default.pt") in description
+    assert "atlas_untrained" not in description
+    assert reconstructor.trained is True  # the depth network's metadata
+    assert reconstructor.semantic_metadata.get("trained") is True
