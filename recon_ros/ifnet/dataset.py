@@ -9,7 +9,11 @@ room's floor, walls and ceiling slabs).
 ``build_samples`` writes one ``.npz`` per frame (byte-identical for the same inputs) and an
 ``index.json``; ``SingleViewSamples`` reads them and draws query points per item: half near
 the surface (voxels within two voxels of it, jittered inside their cell), half anywhere in the
-grid, each labelled by the trilinear signed distance at the point. Deterministic by seed.
+grid, each labelled by the trilinear signed distance at the point. With ``augment`` (training)
+each item is mirrored left-right at random (image, depth, distances and principal point
+together: the grid is symmetric about the optical axis) and given a real camera's exposure,
+white balance, vignetting, blur, noise and compression (``CameraRandomiser``). Deterministic by
+seed.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from torch.utils.data import Dataset
 from recon_ros.core.atomic_io import atomic_write_bytes
 from recon_ros.datasets.io import read_npz, write_npz
 from recon_ros.datasets.layout import SyntheticSequence, list_scenes
+from recon_ros.datasets.randomise import CameraRandomiser
 from recon_ros.ifnet.frustum_grid import FrustumGrid
 from recon_ros.scenes.scene import Scene
 from recon_ros.sufficiency.intrinsics import resize_intrinsics, resize_nearest
@@ -36,6 +41,8 @@ DEFAULT_GRID = FrustumGrid.in_front((40, 32, 32), 0.1, near=0.3)
 #: Signed distances are stored clipped to this (metres): only their sign and the near band
 #: matter.
 SDF_CLIP = 0.4
+#: Real-camera effects of augmented training items.
+_CAMERA = CameraRandomiser()
 #: The model's input (width, height), multiples of 32.
 DEFAULT_IMAGE_SIZE = (128, 96)
 
@@ -126,9 +133,18 @@ class SingleViewSamples(Dataset):
 
     Item: ``image`` (3, h, w) float in [0, 1], ``K`` (3, 3), ``depth`` (h, w) metres, ``sdf``
     (D, H, W), ``queries`` (P, 3) camera-frame points, ``occupied`` (P,) float 0/1.
+
+    Args:
+        augment: mirror and recolour items at random (module docstring); for training only.
     """
 
-    def __init__(self, folder: str | os.PathLike, queries: int = 2048, seed: int = 0):
+    def __init__(
+        self,
+        folder: str | os.PathLike,
+        queries: int = 2048,
+        seed: int = 0,
+        augment: bool = False,
+    ):
         self.folder = Path(folder)
         index_path = self.folder / "index.json"
         if not index_path.is_file():
@@ -142,6 +158,7 @@ class SingleViewSamples(Dataset):
         self.image_size = tuple(int(d) for d in index["image_size"])  # (width, height)
         self.queries = int(queries)
         self.seed = int(seed)
+        self.augment = bool(augment)
         self.epoch = 0
 
     def __len__(self) -> int:
@@ -149,9 +166,12 @@ class SingleViewSamples(Dataset):
 
     def __getitem__(self, item: int) -> dict[str, torch.Tensor]:
         arrays = read_npz(self.folder / self.names[item])
-        sdf = torch.from_numpy(arrays["sdf"].astype(np.float32))
         rng = np.random.default_rng((self.seed, self.epoch, item))
-        near = np.argwhere(np.abs(arrays["sdf"]) < 2 * self.grid.voxel_size)
+        rgb, depth_mm, K, sdf_array = arrays["rgb"], arrays["depth_mm"], arrays["K"], arrays["sdf"]
+        if self.augment:
+            rgb, depth_mm, K, sdf_array = _mirror(rng, rgb, depth_mm, K, sdf_array)
+        sdf = torch.from_numpy(sdf_array.astype(np.float32))
+        near = np.argwhere(np.abs(sdf_array) < 2 * self.grid.voxel_size)
         half = self.queries // 2
         if len(near) == 0:
             near = np.argwhere(np.ones(self.grid.dims, dtype=bool))
@@ -163,11 +183,22 @@ class SingleViewSamples(Dataset):
         grid_points = torch.from_numpy(np.concatenate([index, anywhere])).float()
         queries = grid_points * self.grid.voxel_size + torch.tensor(self.grid.origin)
         occupied = (sdf_at(sdf, self.grid, queries) < 0).float()
+        if self.augment:
+            rgb = _CAMERA.image(np.ascontiguousarray(rgb), rng)
         return {
-            "image": torch.from_numpy(arrays["rgb"]).permute(2, 0, 1).float() / 255.0,
-            "K": torch.from_numpy(arrays["K"]).float(),
-            "depth": torch.from_numpy(arrays["depth_mm"].astype(np.float32) / 1000.0),
+            "image": torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float() / 255.0,
+            "K": torch.from_numpy(K).float(),
+            "depth": torch.from_numpy(np.ascontiguousarray(depth_mm).astype(np.float32) / 1000.0),
             "sdf": sdf,
             "queries": queries,
             "occupied": occupied,
         }
+
+
+def _mirror(rng: np.random.Generator, rgb, depth_mm, K, sdf):
+    """Half the time, the frame seen in a mirror: columns, grid x and principal point flipped."""
+    if rng.random() >= 0.5:
+        return rgb, depth_mm, K, sdf
+    K = K.copy()
+    K[0, 2] = (rgb.shape[1] - 1) - K[0, 2]
+    return rgb[:, ::-1], depth_mm[:, ::-1], K, np.ascontiguousarray(sdf[:, :, ::-1])

@@ -9,12 +9,16 @@ Regimes (``--regime``):
 - ``depth``: the depth U-Net alone, supervised by the frames' depth (L1 of log depth); the
   checkpoint the ``pretrained`` regime starts from;
 - ``viability``: the IF-Net (and the voxeliser's sigma) on the voxelised ground-truth depth;
-- ``pretrained``: the IF-Net on the predictions of a frozen depth U-Net trained by ``depth``
-  (``--depth-init``);
+- ``pretrained``: the IF-Net on the predictions of the depth U-Net trained by ``depth``
+  (``--depth-init``), which goes on learning with depth supervision beside the occupancy loss
+  (``--depth-weight``; the paper's "pretrained with depth supervision"), or stays frozen with
+  ``--depth-weight 0``;
 - ``end-to-end``: all parts from scratch through the differentiable voxeliser, occupancy loss
   only, no depth supervision.
 
-Loss: binary cross-entropy of the query points' occupancy (``SingleViewSamples``). Resumable and
+Loss: binary cross-entropy of the query points' occupancy (``SingleViewSamples``; occupied points
+weighted by ``--occupied-weight``). Training items are mirrored and given real-camera effects at
+random; ``--data`` takes several sample folders. Resumable and
 time-boxed (``--minutes``); the best validation IoU is kept as ``best.pt``. Evaluation queries
 every voxel centre of the grid of each held-out sample and reports the paper's metrics
 (``ifnet.metrics``) in ``results.json``: ``iou``, ``chamfer_l2``, ``normal_consistency`` for the
@@ -62,17 +66,31 @@ def config_for(samples: SingleViewSamples) -> SingleViewConfig:
     )
 
 
-def regime_losses(model: SingleViewIFNet, batch: dict, regime: str) -> dict[str, torch.Tensor]:
-    """The losses of one batch under ``regime`` (module docstring)."""
+def regime_losses(
+    model: SingleViewIFNet,
+    batch: dict,
+    regime: str,
+    depth_weight: float = 1.0,
+    occupied_weight: float = 1.0,
+) -> dict[str, torch.Tensor]:
+    """The losses of one batch under ``regime`` (module docstring).
+
+    Args:
+        depth_weight: in the ``pretrained`` regime, the weight of the depth loss beside the
+            occupancy loss (the depth U-Net keeps learning depth); 0 freezes the U-Net.
+        occupied_weight: the weight of occupied query points in the occupancy loss (above 1
+            against the collapse to empty space).
+    """
     if regime not in REGIMES:
         raise ValueError(f"regime: expected one of {REGIMES}, got {regime!r}")
+    if depth_weight < 0 or occupied_weight <= 0:
+        raise ValueError("depth_weight: must be >= 0; occupied_weight: must be > 0")
     if regime == "depth":
-        predicted = model.depth_net(batch["image"])
-        valid = batch["depth"] > 0
-        loss = (predicted[valid].log() - batch["depth"][valid].log()).abs().mean()
+        loss = _depth_log_l1(model.depth_net(batch["image"]), batch["depth"])
         return {"total": loss, "depth_log_l1": loss}
+    losses = {}
     depth = batch["depth"] if regime == "viability" else None
-    if regime == "pretrained":
+    if regime == "pretrained" and depth_weight == 0:
         # frozen means eval mode too: in train mode its batch norm would use each batch's
         # statistics (and drift its running ones), unlike the depth it gives at evaluation
         was_training = model.depth_net.training
@@ -80,15 +98,29 @@ def regime_losses(model: SingleViewIFNet, batch: dict, regime: str) -> dict[str,
         with torch.no_grad():
             depth = model.depth_net(batch["image"])
         model.depth_net.train(was_training)
+    elif regime == "pretrained":
+        depth = model.depth_net(batch["image"])
+        losses["depth_log_l1"] = _depth_log_l1(depth, batch["depth"])
     _, logits = model(batch["image"], batch["K"], batch["queries"], depth=depth)
-    loss = F.binary_cross_entropy_with_logits(logits, batch["occupied"])
-    return {"total": loss, "occupancy_bce": loss}
+    weight = torch.tensor(float(occupied_weight), dtype=logits.dtype)
+    occupancy = F.binary_cross_entropy_with_logits(logits, batch["occupied"], pos_weight=weight)
+    losses["occupancy_bce"] = occupancy
+    losses["total"] = occupancy + depth_weight * losses.get("depth_log_l1", 0.0)
+    return losses
 
 
-def _trainable(model: SingleViewIFNet, regime: str) -> list[torch.nn.Parameter]:
+def _depth_log_l1(predicted: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+    """Mean |log predicted - log reference| over pixels with a reference depth (B, H, W)."""
+    valid = reference > 0
+    return (predicted[valid].log() - reference[valid].log()).abs().mean()
+
+
+def _trainable(
+    model: SingleViewIFNet, regime: str, depth_weight: float = 1.0
+) -> list[torch.nn.Parameter]:
     if regime == "depth":
         return list(model.depth_net.parameters())
-    if regime in ("viability", "pretrained"):
+    if regime == "viability" or (regime == "pretrained" and depth_weight == 0):
         return list(model.voxeliser.parameters()) + list(model.ifnet.parameters())
     return list(model.parameters())
 
@@ -126,7 +158,8 @@ def evaluate_samples(
 
 def add_train_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser("ifnet", help="train the single-image IF-Net (seed 004)")
-    p.add_argument("--data", required=True, help="sample folder (or scenes with --build-samples)")
+    p.add_argument("--data", required=True, nargs="+",
+                   help="sample folders (or scenes with --build-samples)")  # fmt: skip
     p.add_argument("--val-data", required=True, help="validation sample folder (or scenes)")
     p.add_argument("--build-samples", nargs=2, metavar=("TRAIN_SCENES", "VAL_SCENES"),
                    help="first build the sample folders from these scene roots")  # fmt: skip
@@ -134,6 +167,10 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--regime", choices=REGIMES, default="viability")
     p.add_argument("--depth-init", default=None, help="depth-regime checkpoint (pretrained)")
+    p.add_argument("--depth-weight", type=float, default=1.0,
+                   help="pretrained: depth loss weight; 0 freezes the depth U-Net")  # fmt: skip
+    p.add_argument("--occupied-weight", type=float, default=1.0,
+                   help="weight of occupied query points in the occupancy loss")  # fmt: skip
     p.add_argument("--queries", type=int, default=2048)
     p.add_argument("--val-samples", type=int, default=32)
     add_run_arguments(p, steps=4000, batch_size=4, lr=2e-4)
@@ -145,18 +182,22 @@ def run_training(args: argparse.Namespace) -> int:
     torch.set_num_threads(max(1, args.threads))
     torch.manual_seed(args.seed)
     if args.build_samples:
-        for source, target in zip(args.build_samples, (args.data, args.val_data), strict=True):
+        for source, target in zip(args.build_samples, (args.data[0], args.val_data), strict=True):
             count = build_samples(source, target, frames_per_scene=args.frames_per_scene)
             print(f"{target}: {count} samples", flush=True)
-    train = SingleViewSamples(args.data, args.queries, args.seed)
+    folders = [SingleViewSamples(f, args.queries, args.seed, augment=True) for f in args.data]
+    train = torch.utils.data.ConcatDataset(folders)
     val = SingleViewSamples(args.val_data, args.queries, args.seed + 1)
-    model = SingleViewIFNet(config_for(train))
+    config = config_for(folders[0])
+    if any(config_for(f) != config for f in folders[1:]):
+        raise ValueError("--data: the sample folders differ in grid or image size")
+    model = SingleViewIFNet(config)
     if args.regime == "pretrained":
         if not args.depth_init:
             raise ValueError("regime 'pretrained' needs --depth-init (a 'depth' checkpoint)")
         pretrained, _ = load_ifnet(args.depth_init)
         model.depth_net.load_state_dict(pretrained.depth_net.state_dict())
-    parameters = _trainable(model, args.regime)
+    parameters = _trainable(model, args.regime, args.depth_weight)
     optimiser = torch.optim.Adam(parameters, lr=args.lr)
     args.out.mkdir(parents=True, exist_ok=True)
     run = RunFolder(args.out, f"single-image IF-Net ({args.regime})")
@@ -165,7 +206,9 @@ def run_training(args: argparse.Namespace) -> int:
     # the best score is a loss for 'depth' (lower is better), an IoU otherwise (higher)
     sign = 1.0 if args.regime == "depth" else -1.0
     recipe = (
-        f"recon-ros train ifnet --data {args.data} --val-data {args.val_data} --out {args.out} "
+        f"recon-ros train ifnet --data {' '.join(args.data)} --val-data {args.val_data} "
+        f"--out {args.out} --depth-weight {args.depth_weight} "
+        f"--occupied-weight {args.occupied_weight} "
         f"--regime {args.regime} --steps {args.steps} --batch-size {args.batch_size} "
         f"--queries {args.queries} --lr {args.lr} --threads {args.threads} --seed {args.seed}"
         + (f" --depth-init {args.depth_init}" if args.depth_init else "")
@@ -176,11 +219,12 @@ def run_training(args: argparse.Namespace) -> int:
     while run.step < args.steps:
         if run.out_of_time(args.minutes, started):
             break
-        train.epoch = run.step  # a fresh, seeded draw of items and queries per step
+        for folder in folders:
+            folder.epoch = run.step  # a fresh, seeded draw of items and queries per step
         rng = np.random.default_rng((args.seed, run.step))
         items = [train[int(i)] for i in rng.integers(0, len(train), args.batch_size)]
         batch = {key: torch.stack([item[key] for item in items]) for key in items[0]}
-        losses = regime_losses(model, batch, args.regime)
+        losses = regime_losses(model, batch, args.regime, args.depth_weight, args.occupied_weight)
         optimiser.zero_grad(set_to_none=True)
         losses["total"].backward()
         torch.nn.utils.clip_grad_norm_(parameters, 5.0)
@@ -214,9 +258,7 @@ def _depth_validation(model, samples, limit) -> dict[str, float]:
     errors = []
     for index in range(min(limit, len(samples))):
         item = samples[index]
-        predicted = model.depth_net(item["image"][None])[0]
-        valid = item["depth"] > 0
-        errors.append(float((predicted[valid].log() - item["depth"][valid].log()).abs().mean()))
+        errors.append(float(_depth_log_l1(model.depth_net(item["image"][None])[0], item["depth"])))
     model.train()
     return {"depth_log_l1": float(np.mean(errors))}
 

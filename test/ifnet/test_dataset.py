@@ -36,6 +36,30 @@ def test_samples_agree_with_the_frames_depth(tiny_scenes, tmp_path):
     assert not torch.equal(SingleViewSamples(out, 512, seed=4)[0]["queries"], item["queries"])
 
 
+def test_augmented_items_keep_depth_and_distances_together(tiny_scenes, tmp_path):
+    """Mirrored and recoloured items: the depth's points still lie on the (mirrored) surface,
+    some items are mirrored (their depth differs from the plain item's), the colours change."""
+    out = tmp_path / "samples"
+    build_samples(tiny_scenes, out, frames_per_scene=2, image_size=(64, 48), grid=GRID)
+    plain = SingleViewSamples(out, queries=256, seed=0)[0]
+    augmented = SingleViewSamples(out, queries=256, seed=0, augment=True)
+    mirrored = 0
+    for epoch in range(6):
+        augmented.epoch = epoch
+        item = augmented[0]
+        assert not torch.equal(item["image"], plain["image"])
+        mirrored += not torch.equal(item["depth"], plain["depth"])
+        points, valid = backproject_depth(item["depth"][None], item["K"][None])
+        points = points[0][valid[0]][::5]
+        points = points[(GRID.normalised(GRID.to_grid(points)).abs() <= 1).all(dim=1)]
+        on_surface = sdf_at(item["sdf"], GRID, points)
+        assert torch.quantile(on_surface.abs(), 0.9) < 0.6 * GRID.voxel_size
+    assert 0 < mirrored < 6
+    again = SingleViewSamples(out, 256, 0, augment=True)
+    again.epoch = augmented.epoch
+    assert torch.equal(augmented[0]["image"], again[0]["image"])
+
+
 def test_samples_refuse_a_folder_without_index(tmp_path):
     with pytest.raises(ValueError, match=r"no index\.json"):
         SingleViewSamples(tmp_path)

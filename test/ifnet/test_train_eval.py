@@ -35,7 +35,15 @@ def test_regimes_train_resume_and_evaluate(samples, tmp_path, capsys):
     _train(samples, tmp_path / "viability", "viability", 4)  # resumes at step 2
     assert "resumed at step 2" in capsys.readouterr().out
     _train(samples, tmp_path / "pre", "pretrained", 2, "--depth-init",
-           str(tmp_path / "depth" / "best.pt"))  # fmt: skip
+           str(tmp_path / "depth" / "best.pt"), "--depth-weight", "0.5",
+           "--occupied-weight", "2")  # fmt: skip
+    # several sample folders train as one
+    _train(samples, tmp_path / "two", "viability", 1, "--data", str(samples / "train"),
+           str(samples / "val"))  # fmt: skip
+    assert (
+        "--data " + str(samples / "train") + " " + str(samples / "val")
+        in (load_ifnet(tmp_path / "two" / "best.pt")[1]["recipe"])
+    )
     model, metadata = load_ifnet(tmp_path / "viability" / "best.pt")
     assert metadata["extra"]["regime"] == "viability" and model.grid.dims == GRID.dims
     out = tmp_path / "eval"
@@ -54,8 +62,9 @@ def test_regimes_train_resume_and_evaluate(samples, tmp_path, capsys):
 
 
 def test_the_pretrained_regime_leaves_the_frozen_depth_net_untouched(samples):
-    """The depth U-Net is frozen in the pretrained regime, batch-norm statistics included: a
-    training step changes the IF-Net, not one value of the depth U-Net's state."""
+    """With ``depth_weight`` 0 the depth U-Net is frozen in the pretrained regime, batch-norm
+    statistics included: a training step changes the IF-Net, not one value of the U-Net's
+    state."""
     import torch
 
     from recon_ros.ifnet.dataset import SingleViewSamples
@@ -67,12 +76,45 @@ def test_the_pretrained_regime_leaves_the_frozen_depth_net_untouched(samples):
     model = SingleViewIFNet(config_for(data)).train()
     before = {k: v.clone() for k, v in model.depth_net.state_dict().items()}
     ifnet_before = [p.clone() for p in model.ifnet.parameters()]
-    optimiser = torch.optim.Adam(_trainable(model, "pretrained"), lr=1e-3)
+    optimiser = torch.optim.Adam(_trainable(model, "pretrained", 0.0), lr=1e-3)
     batch = {key: torch.stack([data[i][key] for i in range(2)]) for key in data[0]}
-    regime_losses(model, batch, "pretrained")["total"].backward()
+    losses = regime_losses(model, batch, "pretrained", depth_weight=0.0)
+    assert set(losses) == {"total", "occupancy_bce"}
+    losses["total"].backward()
     optimiser.step()
     after = model.depth_net.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)
     assert model.depth_net.training  # handed back in the mode it was in
     changed = zip(ifnet_before, model.ifnet.parameters(), strict=True)
     assert any(not torch.equal(a, b) for a, b in changed)
+
+
+def test_the_pretrained_regime_goes_on_learning_depth(samples):
+    """With a depth weight the U-Net trains too, on the depth loss beside the occupancy loss;
+    occupied points weigh more with ``occupied_weight``."""
+    import torch
+
+    from recon_ros.ifnet.dataset import SingleViewSamples
+    from recon_ros.ifnet.ifnet import SingleViewIFNet
+    from recon_ros.ifnet.train import _trainable, config_for, regime_losses
+
+    data = SingleViewSamples(samples / "train", 256, 0)
+    torch.manual_seed(0)
+    model = SingleViewIFNet(config_for(data)).train()
+    batch = {key: torch.stack([data[i][key] for i in range(2)]) for key in data[0]}
+    losses = regime_losses(model, batch, "pretrained", depth_weight=0.5)
+    expected = losses["occupancy_bce"] + 0.5 * losses["depth_log_l1"]
+    assert torch.allclose(losses["total"], expected)
+    before = [p.clone() for p in model.depth_net.parameters()]
+    optimiser = torch.optim.Adam(_trainable(model, "pretrained", 0.5), lr=1e-3)
+    losses["total"].backward()
+    optimiser.step()
+    after = model.depth_net.parameters()
+    assert any(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
+    torch.manual_seed(0)
+    plain = regime_losses(model, batch, "viability")["occupancy_bce"]
+    torch.manual_seed(0)
+    heavier = regime_losses(model, batch, "viability", occupied_weight=3.0)["occupancy_bce"]
+    assert heavier > plain
+    with pytest.raises(ValueError, match="occupied_weight"):
+        regime_losses(model, batch, "viability", occupied_weight=0.0)
