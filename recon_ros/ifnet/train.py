@@ -10,7 +10,8 @@ Regimes (``--regime``):
   checkpoint the ``pretrained`` regime starts from;
 - ``viability``: the IF-Net (and the voxeliser's sigma) on the voxelised ground-truth depth;
 - ``pretrained``: the IF-Net on the predictions of the depth U-Net trained by ``depth``
-  (``--depth-init``), which goes on learning with depth supervision beside the occupancy loss
+  (``--depth-init``; the IF-Net may start from a ``viability`` checkpoint, ``--init``), which
+  goes on learning with depth supervision beside the occupancy loss
   (``--depth-weight``; the paper's "pretrained with depth supervision"), or stays frozen with
   ``--depth-weight 0``;
 - ``end-to-end``: all parts from scratch through the differentiable voxeliser, occupancy loss
@@ -166,6 +167,8 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--frames-per-scene", type=int, default=8)
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--regime", choices=REGIMES, default="viability")
+    p.add_argument("--init", default=None,
+                   help="start all parts from this checkpoint (any regime)")  # fmt: skip
     p.add_argument("--depth-init", default=None, help="depth-regime checkpoint (pretrained)")
     p.add_argument("--depth-weight", type=float, default=1.0,
                    help="pretrained: depth loss weight; 0 freezes the depth U-Net")  # fmt: skip
@@ -192,6 +195,8 @@ def run_training(args: argparse.Namespace) -> int:
     if any(config_for(f) != config for f in folders[1:]):
         raise ValueError("--data: the sample folders differ in grid or image size")
     model = SingleViewIFNet(config)
+    if args.init:
+        model.load_state_dict(load_ifnet(args.init)[0].state_dict())
     if args.regime == "pretrained":
         if not args.depth_init:
             raise ValueError("regime 'pretrained' needs --depth-init (a 'depth' checkpoint)")
@@ -211,6 +216,7 @@ def run_training(args: argparse.Namespace) -> int:
         f"--occupied-weight {args.occupied_weight} "
         f"--regime {args.regime} --steps {args.steps} --batch-size {args.batch_size} "
         f"--queries {args.queries} --lr {args.lr} --threads {args.threads} --seed {args.seed}"
+        + (f" --init {args.init}" if args.init else "")
         + (f" --depth-init {args.depth_init}" if args.depth_init else "")
     )
     started = time.monotonic()

@@ -36,7 +36,11 @@ def test_regimes_train_resume_and_evaluate(samples, tmp_path, capsys):
     assert "resumed at step 2" in capsys.readouterr().out
     _train(samples, tmp_path / "pre", "pretrained", 2, "--depth-init",
            str(tmp_path / "depth" / "best.pt"), "--depth-weight", "0.5",
-           "--occupied-weight", "2")  # fmt: skip
+           "--occupied-weight", "2", "--init", str(tmp_path / "viability" / "best.pt"))  # fmt: skip
+    assert (
+        "--init " + str(tmp_path / "viability" / "best.pt")
+        in (load_ifnet(tmp_path / "pre" / "best.pt")[1]["recipe"])
+    )
     # several sample folders train as one
     _train(samples, tmp_path / "two", "viability", 1, "--data", str(samples / "train"),
            str(samples / "val"))  # fmt: skip
