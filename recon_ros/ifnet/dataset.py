@@ -164,6 +164,13 @@ class SingleViewSamples(Dataset):
     def __len__(self) -> int:
         return len(self.names)
 
+    def focal_length(self) -> float:
+        """The first sample's focal length in pixels (the generator's camera; 0 when empty)."""
+        if not self.names:
+            return 0.0
+        K = read_npz(self.folder / self.names[0])["K"]
+        return float((K[0, 0] + K[1, 1]) / 2)
+
     def __getitem__(self, item: int) -> dict[str, torch.Tensor]:
         arrays = read_npz(self.folder / self.names[item])
         rng = np.random.default_rng((self.seed, self.epoch, item))

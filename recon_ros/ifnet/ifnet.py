@@ -118,6 +118,9 @@ class SingleViewConfig:
     Attributes:
         grid_dims, voxel_size, near: the ``FrustumGrid.in_front`` reconstructed.
         image_size: the input (width, height), multiples of 2^unet_levels.
+        focal_length: the training images' focal length at ``image_size`` (pixels), their
+            principal point central; images of other cameras are resampled into that camera
+            before the depth U-Net (0: unknown, images are only resized).
         unet_levels, unet_channels, unet_max_channels, min_depth, max_depth: ``DepthUNet``.
         sigma, kernel_size: ``DifferentiableVoxeliser``.
         ifnet_channels, ifnet_hidden, ifnet_distance: ``IFNet``.
@@ -127,6 +130,7 @@ class SingleViewConfig:
     voxel_size: float = 0.1
     near: float = 0.3
     image_size: tuple[int, int] = (128, 96)
+    focal_length: float = 0.0
     unet_levels: int = 5
     unet_channels: int = 16
     unet_max_channels: int = 128

@@ -1,8 +1,12 @@
 """The scene in front of one image, with the trained single-view model (depth U-Net, voxelisation,
 IF-Net): the plain Python API behind ifnet_node.
 
-The image is resized to the network's input (each axis on its own; the intrinsics follow), the
-depth U-Net predicts its depth, the depth is back-projected and voxelised into the
+The image is resampled into the camera the network was trained with (its focal length at the
+input size, the principal point central: ``core.camera_resample``), so a robot camera with
+another field of view gets depth at the right scale; pixels that camera sees past the image get
+no depth. Checkpoints that do not record their camera get the image resized instead (each axis
+on its own; the intrinsics follow). The depth U-Net predicts its depth, the depth is
+back-projected and voxelised into the
 ``FrustumGrid`` in front of the camera, and the IF-Net gives the occupancy of every voxel
 centre. The mesh is the surface at ``threshold`` in the camera's optical frame (x right, y down,
 z forward), open where the scene leaves the grid.
@@ -16,6 +20,7 @@ import numpy as np
 import torch
 
 from recon_ros.core.camera import PinholeCamera
+from recon_ros.core.camera_resample import resample_to_camera
 from recon_ros.core.mesh import Mesh
 from recon_ros.core.meshing import occupancy_surface
 from recon_ros.ifnet.ifnet import SingleViewIFNet
@@ -56,14 +61,23 @@ def complete_scene(
     if not 0.0 < threshold < 1.0:
         raise ValueError(f"threshold: expected in (0, 1), got {threshold}")
     width, height = model.config.image_size
-    network_camera = camera.resized(width, height)
+    focal = model.config.focal_length
+    if focal > 0:
+        centre = ((width - 1) / 2, (height - 1) / 2)
+        network_camera = PinholeCamera(focal, focal, *centre, width, height)
+        network_rgb, seen = resample_to_camera(rgb, camera, network_camera)
+    else:
+        network_camera = camera.resized(width, height)
+        network_rgb = resize_rgb(rgb, (height, width))
+        seen = np.ones((height, width), dtype=bool)
     device = next(model.parameters()).device
-    image = torch.from_numpy(np.array(resize_rgb(rgb, (height, width)))).permute(2, 0, 1)
+    image = torch.from_numpy(np.array(network_rgb)).permute(2, 0, 1)
     images = (image.float() / 255.0)[None].to(device)
     K = torch.as_tensor(network_camera.K, dtype=torch.float32)[None].to(device)
     grid = model.grid
     centres = grid.centres().reshape(1, -1, 3).to(device)
-    depth, logits = model(images, K, centres)
+    depth = model.depth_net(images) * torch.from_numpy(seen).to(device)
+    depth, logits = model(images, K, centres, depth=depth)
     occupancy = torch.sigmoid(logits).view(grid.dims).cpu().numpy().astype(np.float32)
     # occupancy_surface wants (x, y, z) order; the grid's voxel (k, j, i) sits at origin + (i, j, k)
     vertices, faces = occupancy_surface(

@@ -58,12 +58,14 @@ def load_ifnet(path, device="cpu") -> tuple[SingleViewIFNet, dict]:
 
 
 def config_for(samples: SingleViewSamples) -> SingleViewConfig:
-    """The model configuration that fits ``samples``: their grid and image size."""
+    """The model configuration that fits ``samples``: their grid, image size and camera (the
+    first sample's focal length)."""
     return SingleViewConfig(
         grid_dims=samples.grid.dims,
         voxel_size=samples.grid.voxel_size,
         near=samples.grid.origin[2],
         image_size=samples.image_size,
+        focal_length=samples.focal_length(),
     )
 
 

@@ -46,3 +46,20 @@ def test_open_surface_of_a_scene_cut_by_its_grid():
     assert len(faces) and np.all(normals[:, 2] > 0)  # facing up, out of the solid below
     closed, _ = occupancy_surface(occupancy, 0.5, (0.0, 0.0, 0.0), 1.0)
     assert closed[:, 2].min() < 0 and closed[:, 0].max() > 5  # the box's other faces
+
+
+def test_images_are_resampled_into_the_training_camera(tiny_ifnet_config):
+    """A checkpoint that records its camera sees every image through it: square pixels, central
+    principal point; rows that camera sees past the image get no depth."""
+    from dataclasses import replace
+
+    torch.manual_seed(0)
+    model = SingleViewIFNet(replace(tiny_ifnet_config, focal_length=25.0)).eval()
+    camera = PinholeCamera(fx=100.0, fy=100.0, cx=63.5, cy=47.5, width=128, height=96)
+    rgb = np.random.default_rng(0).integers(0, 256, (96, 128, 3), dtype=np.uint8)
+    result = complete_scene(model, rgb, camera)
+    assert (result.camera.fx, result.camera.fy) == (25.0, 25.0)
+    assert (result.camera.cx, result.camera.cy) == (15.5, 15.5)
+    # the image covers 24 of the 32 rows at this focal length: 4 rows above and below are blind
+    assert (result.depth[:4] == 0).all() and (result.depth[-4:] == 0).all()
+    assert (result.depth[5:-5] > 0).all()
