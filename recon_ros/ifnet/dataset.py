@@ -1,10 +1,11 @@
 """Training samples of the single-image model, from generated scene folders.
 
 A sample is one frame of a scene: its image and depth resized to the model's input, the
-intrinsics at that size, and the exact signed distance of the scene (``Scene.sdf``, the scene
-rebuilt from its ``scene.json``) at the centres of the ``FrustumGrid`` in front of the camera,
-clipped to +-``SDF_CLIP``. Occupancy is ``sdf < 0`` (inside a solid: furniture, people, the
-room's floor, walls and ceiling slabs).
+intrinsics at that size, up in the camera frame and the camera's height above the floor (the
+floor prior's inputs, ``ifnet.floor_prior``), and the exact signed distance of the scene
+(``Scene.sdf``, the scene rebuilt from its ``scene.json``) at the centres of the
+``FrustumGrid`` in front of the camera, clipped to +-``SDF_CLIP``. Occupancy is ``sdf < 0``
+(inside a solid: furniture, people, the room's floor, walls and ceiling slabs).
 
 ``build_samples`` writes one ``.npz`` per frame (byte-identical for the same inputs) and an
 ``index.json``; ``SingleViewSamples`` reads them and draws query points per item: half near
@@ -13,7 +14,8 @@ grid, each labelled by the trilinear signed distance at the point. With ``augmen
 each item is mirrored left-right at random (image, depth, distances and principal point
 together: the grid is symmetric about the optical axis) and given a real camera's exposure,
 white balance, vignetting, blur, noise and compression (``CameraRandomiser``). Deterministic by
-seed.
+seed. Augmented items carry the floor prior with a robot's TF errors (a few centimetres, about a
+degree), or none for a quarter of them.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import torch.nn.functional as F  # noqa: N812 (the usual torch name)
 from torch.utils.data import Dataset
 
 from recon_ros.core.atomic_io import atomic_write_bytes
+from recon_ros.core.semantic_net import up_in_camera
 from recon_ros.datasets.io import read_npz, write_npz
 from recon_ros.datasets.layout import SyntheticSequence, list_scenes
 from recon_ros.datasets.randomise import CameraRandomiser
@@ -41,6 +44,8 @@ DEFAULT_GRID = FrustumGrid.in_front((40, 32, 32), 0.1, near=0.3)
 #: Signed distances are stored clipped to this (metres): only their sign and the near band
 #: matter.
 SDF_CLIP = 0.4
+#: Share of augmented training items given without the floor prior.
+FLOOR_UNKNOWN_SHARE = 0.25
 #: Real-camera effects of augmented training items.
 _CAMERA = CameraRandomiser()
 #: The model's input (width, height), multiples of 32.
@@ -81,11 +86,16 @@ def build_samples(
         sequence = SyntheticSequence(folder)
         scene = Scene.from_dict(sequence.metadata["scene"])
         count = len(sequence)
+        poses = sequence.poses
         picks = np.unique(np.linspace(0, count - 1, min(frames_per_scene, count)).round())
         for index in picks.astype(int):
             name = f"{folder.name}_{index:04d}.npz"
             names.append(name)
+            floor = _floor_arrays(poses[index])
             if (out / name).is_file():
+                arrays = read_npz(out / name)
+                if "up_cam" not in arrays:  # written before samples kept the floor: add it
+                    write_npz(out / name, {**arrays, **floor})
                 continue
             frame = sequence[index]
             src_hw = frame.rgb.shape[:2]
@@ -97,6 +107,7 @@ def build_samples(
                     "depth_mm": np.round(depth * 1000.0).astype(np.uint16),
                     "K": resize_intrinsics(frame.K, src_hw, (height, width)),
                     "sdf": frustum_sdf(scene, frame.T_world_cam, grid).astype(np.float16),
+                    **floor,
                 },
             )
     index = {
@@ -111,6 +122,16 @@ def build_samples(
     }
     atomic_write_bytes(out / "index.json", json.dumps(index, indent=1).encode())
     return len(index["samples"])
+
+
+def _floor_arrays(T_world_cam: np.ndarray) -> dict[str, np.ndarray]:
+    """The floor prior's inputs of a generated frame: up in the camera's optical frame and the
+    camera's height (the scene engine's world has z up and the floor at z = 0)."""
+    T = np.asarray(T_world_cam, dtype=np.float64)
+    return {
+        "up_cam": up_in_camera(T, (2, 1.0)).astype(np.float32),
+        "camera_height": np.array(T[2, 3], dtype=np.float32),
+    }
 
 
 def sdf_at(sdf: torch.Tensor, grid: FrustumGrid, points: torch.Tensor) -> torch.Tensor:
@@ -132,7 +153,9 @@ class SingleViewSamples(Dataset):
     """The samples ``build_samples`` wrote, with query points (module docstring).
 
     Item: ``image`` (3, h, w) float in [0, 1], ``K`` (3, 3), ``depth`` (h, w) metres, ``sdf``
-    (D, H, W), ``queries`` (P, 3) camera-frame points, ``occupied`` (P,) float 0/1.
+    (D, H, W), ``up`` (3,) up in the camera frame and ``height`` () the camera's height above
+    the floor (NaN: unknown; the floor prior), ``queries`` (P, 3) camera-frame points,
+    ``occupied`` (P,) float 0/1.
 
     Args:
         augment: mirror and recolour items at random (module docstring); for training only.
@@ -175,8 +198,11 @@ class SingleViewSamples(Dataset):
         arrays = read_npz(self.folder / self.names[item])
         rng = np.random.default_rng((self.seed, self.epoch, item))
         rgb, depth_mm, K, sdf_array = arrays["rgb"], arrays["depth_mm"], arrays["K"], arrays["sdf"]
+        up = arrays.get("up_cam", np.zeros(3, np.float32)).astype(np.float32)
+        height = float(arrays.get("camera_height", np.nan))
         if self.augment:
-            rgb, depth_mm, K, sdf_array = _mirror(rng, rgb, depth_mm, K, sdf_array)
+            rgb, depth_mm, K, sdf_array, up = _mirror(rng, rgb, depth_mm, K, sdf_array, up)
+            up, height = _floor_error(rng, up, height)
         sdf = torch.from_numpy(sdf_array.astype(np.float32))
         near = np.argwhere(np.abs(sdf_array) < 2 * self.grid.voxel_size)
         half = self.queries // 2
@@ -197,15 +223,28 @@ class SingleViewSamples(Dataset):
             "K": torch.from_numpy(K).float(),
             "depth": torch.from_numpy(np.ascontiguousarray(depth_mm).astype(np.float32) / 1000.0),
             "sdf": sdf,
+            "up": torch.from_numpy(up),
+            "height": torch.tensor(height, dtype=torch.float32),
             "queries": queries,
             "occupied": occupied,
         }
 
 
-def _mirror(rng: np.random.Generator, rgb, depth_mm, K, sdf):
-    """Half the time, the frame seen in a mirror: columns, grid x and principal point flipped."""
+def _mirror(rng: np.random.Generator, rgb, depth_mm, K, sdf, up):
+    """Half the time, the frame seen in a mirror: columns, grid x, principal point and the x of
+    up flipped."""
     if rng.random() >= 0.5:
-        return rgb, depth_mm, K, sdf
+        return rgb, depth_mm, K, sdf, up
     K = K.copy()
     K[0, 2] = (rgb.shape[1] - 1) - K[0, 2]
-    return rgb[:, ::-1], depth_mm[:, ::-1], K, np.ascontiguousarray(sdf[:, :, ::-1])
+    up = up * np.array([-1.0, 1.0, 1.0], np.float32)
+    return rgb[:, ::-1], depth_mm[:, ::-1], K, np.ascontiguousarray(sdf[:, :, ::-1]), up
+
+
+def _floor_error(rng: np.random.Generator, up: np.ndarray, height: float):
+    """The floor prior as a robot's TF gives it (a few centimetres and about a degree off), or
+    unknown (NaN height) for a quarter of the items, so the network also works without it."""
+    if rng.random() < FLOOR_UNKNOWN_SHARE:
+        return up, float("nan")
+    tilted = up + rng.normal(0.0, np.deg2rad(1.0), 3).astype(np.float32)
+    return tilted / np.linalg.norm(tilted), height + float(rng.normal(0.0, 0.03))

@@ -29,12 +29,14 @@ def _block(in_channels: int, out_channels: int) -> nn.Sequential:
 
 
 class DepthUNet(nn.Module):
-    """(B, 3, H, W) images in [0, 1] -> (B, H, W) depth in [min_depth, max_depth] metres.
+    """(B, 3, H, W) images in [0, 1] (and (B, extra_channels, H, W) more inputs, e.g. the floor
+    prior) -> (B, H, W) depth in [min_depth, max_depth] metres.
 
     Args:
         levels: down/up-sampling steps (H and W must be multiples of 2^levels).
         base_channels: channels at full resolution, doubled per level up to ``max_channels``.
         min_depth, max_depth: the sigmoid's range.
+        extra_channels: input channels beside the image's three.
     """
 
     def __init__(
@@ -44,14 +46,16 @@ class DepthUNet(nn.Module):
         max_channels: int = 128,
         min_depth: float = 0.2,
         max_depth: float = 8.0,
+        extra_channels: int = 0,
     ):
         super().__init__()
         if levels < 1 or base_channels < 1 or not 0 < min_depth < max_depth:
             raise ValueError("DepthUNet: need levels >= 1, base_channels >= 1, 0 < min < max")
         self.levels = int(levels)
+        self.extra_channels = int(extra_channels)
         self.min_depth, self.max_depth = float(min_depth), float(max_depth)
         widths = [min(base_channels * 2**i, max_channels) for i in range(levels + 1)]
-        self.stem = _block(3, widths[0])
+        self.stem = _block(3 + self.extra_channels, widths[0])
         self.down = nn.ModuleList(_block(widths[i], widths[i + 1]) for i in range(levels))
         self.up = nn.ModuleList(
             _block(widths[i + 1] + widths[i], widths[i]) for i in reversed(range(levels))
@@ -60,16 +64,21 @@ class DepthUNet(nn.Module):
         self.register_buffer("mean", torch.tensor(_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(_STD).view(1, 3, 1, 1), persistent=False)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def forward(self, images: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
         if images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"images: expected (B, 3, H, W), got {tuple(images.shape)}")
+        expected = (images.shape[0], self.extra_channels, *images.shape[2:])
+        if self.extra_channels and (extra is None or tuple(extra.shape) != expected):
+            got = None if extra is None else tuple(extra.shape)
+            raise ValueError(f"extra: expected {expected}, got {got}")
         multiple = 2**self.levels
         if images.shape[2] % multiple or images.shape[3] % multiple:
             raise ValueError(
                 f"images: H and W must be multiples of {multiple}, got "
                 f"{images.shape[3]}x{images.shape[2]}"
             )
-        x = self.stem((images - self.mean) / self.std)
+        x = (images - self.mean) / self.std
+        x = self.stem(torch.cat([x, extra], dim=1) if self.extra_channels else x)
         skips = [x]
         for down in self.down:
             x = down(F.max_pool2d(x, 2))

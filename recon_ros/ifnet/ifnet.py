@@ -16,6 +16,7 @@ import torch.nn.functional as F  # noqa: N812 (the usual torch name)
 from torch import nn
 
 from recon_ros.ifnet.depth_unet import DepthUNet
+from recon_ros.ifnet.floor_prior import floor_channels
 from recon_ros.ifnet.frustum_grid import FrustumGrid, backproject_depth
 from recon_ros.ifnet.voxelise import DifferentiableVoxeliser
 
@@ -121,6 +122,8 @@ class SingleViewConfig:
         focal_length: the training images' focal length at ``image_size`` (pixels), their
             principal point central; images of other cameras are resampled into that camera
             before the depth U-Net (0: unknown, images are only resized).
+        floor_input: the depth U-Net also takes the floor's depth from the camera's height and
+            up direction (``floor_prior``; 0 channels when unknown).
         unet_levels, unet_channels, unet_max_channels, min_depth, max_depth: ``DepthUNet``.
         sigma, kernel_size: ``DifferentiableVoxeliser``.
         ifnet_channels, ifnet_hidden, ifnet_distance: ``IFNet``.
@@ -131,6 +134,7 @@ class SingleViewConfig:
     near: float = 0.3
     image_size: tuple[int, int] = (128, 96)
     focal_length: float = 0.0
+    floor_input: bool = False
     unet_levels: int = 5
     unet_channels: int = 16
     unet_max_channels: int = 128
@@ -183,6 +187,7 @@ class SingleViewIFNet(nn.Module):
             config.unet_max_channels,
             config.min_depth,
             config.max_depth,
+            extra_channels=2 if config.floor_input else 0,
         )
         self.voxeliser = DifferentiableVoxeliser(config.grid_dims, config.sigma, config.kernel_size)
         self.ifnet = IFNet(config.ifnet_channels, config.ifnet_hidden, config.ifnet_distance)
@@ -192,21 +197,40 @@ class SingleViewIFNet(nn.Module):
         points, valid = backproject_depth(depth, K)
         return self.voxeliser(self.grid.to_grid(points), valid)
 
+    def predict_depth(
+        self,
+        images: torch.Tensor,
+        K: torch.Tensor,
+        up: torch.Tensor | None = None,
+        height: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """(B, H, W) depth of images (B, 3, H, W) with intrinsics K (B, 3, 3); with
+        ``floor_input`` the floor prior from ``up`` (B, 3) and ``height`` (B,) (NaN or None:
+        unknown) goes in beside the image."""
+        if not self.config.floor_input:
+            return self.depth_net(images)
+        size = tuple(images.shape[-2:])
+        floor = floor_channels(K, up, height, size, self.config.max_depth)
+        return self.depth_net(images, floor.to(images))
+
     def forward(
         self,
         images: torch.Tensor,
         K: torch.Tensor,
         queries: torch.Tensor,
         depth: torch.Tensor | None = None,
+        up: torch.Tensor | None = None,
+        height: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """images (B, 3, H, W) in [0, 1], K (B, 3, 3) of the images, queries (B, P, 3) camera-frame
-        points; ``depth`` (B, H, W) replaces the predicted depth (the paper's "viability" row).
+        points; ``depth`` (B, H, W) replaces the predicted depth (the paper's "viability" row);
+        ``up`` (B, 3) and ``height`` (B,) the floor prior (``predict_depth``).
 
         Returns:
             depth (B, H, W) as voxelised, and occupancy logits (B, P).
         """
         if depth is None:
-            depth = self.depth_net(images)
+            depth = self.predict_depth(images, K, up, height)
         occupancy = self.voxelise_depth(depth, K)
         logits = self.ifnet(occupancy, self.grid.to_grid(queries))
         return depth, logits

@@ -44,12 +44,21 @@ class SceneCompletion:
 
 @torch.no_grad()
 def complete_scene(
-    model: SingleViewIFNet, rgb: np.ndarray, camera: PinholeCamera, threshold: float = 0.5
+    model: SingleViewIFNet,
+    rgb: np.ndarray,
+    camera: PinholeCamera,
+    threshold: float = 0.5,
+    up: np.ndarray | None = None,
+    height: float | None = None,
 ) -> SceneCompletion:
     """The scene in front of ``rgb`` ((H, W, 3) uint8 of ``camera``): ``SceneCompletion``.
 
-    Raises ValueError for an image that does not match the camera or a threshold outside
-    (0, 1)."""
+    ``up`` (3,) (gravity up in the camera's optical frame) and ``height`` (the camera's height
+    above the floor, m) give a model trained with the floor prior its metric scale; None: not
+    known (the model does without).
+
+    Raises ValueError for an image that does not match the camera, a threshold outside (0, 1) or
+    a floor prior that is not finite."""
     rgb = np.asarray(rgb)
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise ValueError(f"rgb: expected (H, W, 3) uint8, got {rgb.shape} {rgb.dtype}")
@@ -60,6 +69,15 @@ def complete_scene(
         )
     if not 0.0 < threshold < 1.0:
         raise ValueError(f"threshold: expected in (0, 1), got {threshold}")
+    floor_up = floor_height = None
+    if up is not None and height is not None:
+        up = np.asarray(up, dtype=np.float64).reshape(-1)
+        if up.shape != (3,) or not np.isfinite(up).all() or np.linalg.norm(up) < 1e-6:
+            raise ValueError(f"up: expected a finite non-zero (3,) vector, got {up}")
+        if not np.isfinite(height):
+            raise ValueError(f"height: expected a finite number, got {height}")
+        floor_up = torch.as_tensor(up / np.linalg.norm(up), dtype=torch.float32)[None]
+        floor_height = torch.tensor([float(height)])
     width, height = model.config.image_size
     focal = model.config.focal_length
     if focal > 0:
@@ -76,7 +94,10 @@ def complete_scene(
     K = torch.as_tensor(network_camera.K, dtype=torch.float32)[None].to(device)
     grid = model.grid
     centres = grid.centres().reshape(1, -1, 3).to(device)
-    depth = model.depth_net(images) * torch.from_numpy(seen).to(device)
+    if floor_up is not None:
+        floor_up, floor_height = floor_up.to(device), floor_height.to(device)
+    depth = model.predict_depth(images, K, floor_up, floor_height)
+    depth = depth * torch.from_numpy(seen).to(device)
     depth, logits = model(images, K, centres, depth=depth)
     occupancy = torch.sigmoid(logits).view(grid.dims).cpu().numpy().astype(np.float32)
     # occupancy_surface wants (x, y, z) order; the grid's voxel (k, j, i) sits at origin + (i, j, k)

@@ -57,15 +57,16 @@ def load_ifnet(path, device="cpu") -> tuple[SingleViewIFNet, dict]:
     return load_model(path, device, IFNET_CHECKPOINT_FORMAT, SingleViewConfig, SingleViewIFNet)
 
 
-def config_for(samples: SingleViewSamples) -> SingleViewConfig:
+def config_for(samples: SingleViewSamples, floor_input: bool = False) -> SingleViewConfig:
     """The model configuration that fits ``samples``: their grid, image size and camera (the
-    first sample's focal length)."""
+    first sample's focal length); ``floor_input``: with the floor prior."""
     return SingleViewConfig(
         grid_dims=samples.grid.dims,
         voxel_size=samples.grid.voxel_size,
         near=samples.grid.origin[2],
         image_size=samples.image_size,
         focal_length=samples.focal_length(),
+        floor_input=floor_input,
     )
 
 
@@ -89,7 +90,7 @@ def regime_losses(
     if depth_weight < 0 or occupied_weight <= 0:
         raise ValueError("depth_weight: must be >= 0; occupied_weight: must be > 0")
     if regime == "depth":
-        loss = _depth_log_l1(model.depth_net(batch["image"]), batch["depth"])
+        loss = _depth_log_l1(_predict_depth(model, batch), batch["depth"])
         return {"total": loss, "depth_log_l1": loss}
     losses = {}
     depth = batch["depth"] if regime == "viability" else None
@@ -99,17 +100,24 @@ def regime_losses(
         was_training = model.depth_net.training
         model.depth_net.eval()
         with torch.no_grad():
-            depth = model.depth_net(batch["image"])
+            depth = _predict_depth(model, batch)
         model.depth_net.train(was_training)
     elif regime == "pretrained":
-        depth = model.depth_net(batch["image"])
+        depth = _predict_depth(model, batch)
         losses["depth_log_l1"] = _depth_log_l1(depth, batch["depth"])
+    if depth is None:
+        depth = _predict_depth(model, batch)
     _, logits = model(batch["image"], batch["K"], batch["queries"], depth=depth)
     weight = torch.tensor(float(occupied_weight), dtype=logits.dtype)
     occupancy = F.binary_cross_entropy_with_logits(logits, batch["occupied"], pos_weight=weight)
     losses["occupancy_bce"] = occupancy
     losses["total"] = occupancy + depth_weight * losses.get("depth_log_l1", 0.0)
     return losses
+
+
+def _predict_depth(model: SingleViewIFNet, batch: dict) -> torch.Tensor:
+    """(B, H, W) the depth U-Net's depth of a batch (with its floor prior where it has one)."""
+    return model.predict_depth(batch["image"], batch["K"], batch.get("up"), batch.get("height"))
 
 
 def _depth_log_l1(predicted: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
@@ -141,8 +149,9 @@ def evaluate_samples(
     count = len(samples) if limit is None else min(limit, len(samples))
     for index in range(count):
         item = samples[index]
-        depth = item["depth"][None] if regime == "viability" else None
-        _, logits = model(item["image"][None], item["K"][None], centres, depth=depth)
+        batch = {key: value[None] for key, value in item.items()}
+        depth = batch["depth"] if regime == "viability" else _predict_depth(model, batch)
+        _, logits = model(batch["image"], batch["K"], centres, depth=depth)
         probability = torch.sigmoid(logits).view(grid.dims).numpy()
         reference = item["sdf"].numpy()
         row = {"iou": occupancy_iou(probability > 0.5, reference < 0)}
@@ -176,6 +185,8 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
                    help="pretrained: depth loss weight; 0 freezes the depth U-Net")  # fmt: skip
     p.add_argument("--occupied-weight", type=float, default=1.0,
                    help="weight of occupied query points in the occupancy loss")  # fmt: skip
+    p.add_argument("--floor", action="store_true",
+                   help="the depth U-Net also takes the floor prior")  # fmt: skip
     p.add_argument("--queries", type=int, default=2048)
     p.add_argument("--val-samples", type=int, default=32)
     add_run_arguments(p, steps=4000, batch_size=4, lr=2e-4)
@@ -193,8 +204,8 @@ def run_training(args: argparse.Namespace) -> int:
     folders = [SingleViewSamples(f, args.queries, args.seed, augment=True) for f in args.data]
     train = torch.utils.data.ConcatDataset(folders)
     val = SingleViewSamples(args.val_data, args.queries, args.seed + 1)
-    config = config_for(folders[0])
-    if any(config_for(f) != config for f in folders[1:]):
+    config = config_for(folders[0], args.floor)
+    if any(config_for(f, args.floor) != config for f in folders[1:]):
         raise ValueError("--data: the sample folders differ in grid or image size")
     model = SingleViewIFNet(config)
     if args.init:
@@ -216,7 +227,8 @@ def run_training(args: argparse.Namespace) -> int:
         f"recon-ros train ifnet --data {' '.join(args.data)} --val-data {args.val_data} "
         f"--out {args.out} --depth-weight {args.depth_weight} "
         f"--occupied-weight {args.occupied_weight} "
-        f"--regime {args.regime} --steps {args.steps} --batch-size {args.batch_size} "
+        + ("--floor " if args.floor else "")
+        + f"--regime {args.regime} --steps {args.steps} --batch-size {args.batch_size} "
         f"--queries {args.queries} --lr {args.lr} --threads {args.threads} --seed {args.seed}"
         + (f" --init {args.init}" if args.init else "")
         + (f" --depth-init {args.depth_init}" if args.depth_init else "")
@@ -266,7 +278,8 @@ def _depth_validation(model, samples, limit) -> dict[str, float]:
     errors = []
     for index in range(min(limit, len(samples))):
         item = samples[index]
-        errors.append(float(_depth_log_l1(model.depth_net(item["image"][None])[0], item["depth"])))
+        batch = {key: value[None] for key, value in item.items()}
+        errors.append(float(_depth_log_l1(_predict_depth(model, batch)[0], item["depth"])))
     model.train()
     return {"depth_log_l1": float(np.mean(errors))}
 
