@@ -626,6 +626,16 @@ IFNET_PARAMS = (
         "The mesh is the surface where the occupancy probability crosses this.",
         (0.01, 0.99),
     ),
+    Param(
+        "floor_frame",
+        "base_footprint",
+        "Frame on the floor with z up (REP 120's base_footprint): the camera's height above it and "
+        "the direction of up from TF give a model trained with the floor prior its metric scale. "
+        "Without that transform the image is completed without it (a throttled warning); empty: "
+        "never look it up.",
+    ),
+    _input_param("tf_timeout_s"),
+    _input_param("tf_cache_time_s"),
     _input_param("image_qos"),
     _input_param("max_image_pixels"),
     _input_param("log_throttle_s"),
