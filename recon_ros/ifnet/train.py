@@ -23,7 +23,8 @@ random; ``--data`` takes several sample folders. Resumable and
 time-boxed (``--minutes``); the best validation IoU is kept as ``best.pt``. Evaluation queries
 every voxel centre of the grid of each held-out sample and reports the paper's metrics
 (``ifnet.metrics``) in ``results.json``: ``iou``, ``chamfer_l2``, ``normal_consistency`` for the
-checkpoint's regime, and per regime under ``regimes`` when several checkpoints are given.
+checkpoint's regime, and per regime under ``regimes`` when several checkpoints are given (a
+model with the floor prior gives two rows: with it, and with it withheld).
 """
 
 from __future__ import annotations
@@ -138,10 +139,14 @@ def _trainable(
 
 @torch.no_grad()
 def evaluate_samples(
-    model: SingleViewIFNet, samples: SingleViewSamples, regime: str, limit: int | None = None
+    model: SingleViewIFNet,
+    samples: SingleViewSamples,
+    regime: str,
+    limit: int | None = None,
+    floor: bool = True,
 ) -> dict[str, float]:
     """Mean IoU, Chamfer-L2 and normal consistency over ``samples`` (the first ``limit``),
-    every voxel centre of the grid queried."""
+    every voxel centre of the grid queried; ``floor`` False withholds the floor prior."""
     model.eval()
     grid = model.grid
     centres = grid.centres().reshape(1, -1, 3)
@@ -150,6 +155,8 @@ def evaluate_samples(
     for index in range(count):
         item = samples[index]
         batch = {key: value[None] for key, value in item.items()}
+        if not floor:
+            batch["height"] = torch.full_like(batch["height"], float("nan"))
         depth = batch["depth"] if regime == "viability" else _predict_depth(model, batch)
         _, logits = model(batch["image"], batch["K"], centres, depth=depth)
         probability = torch.sigmoid(logits).view(grid.dims).numpy()
@@ -303,11 +310,17 @@ def run_evaluation(args: argparse.Namespace) -> int:
     for path in args.checkpoints:
         model, metadata = load_ifnet(path)
         regime = metadata.get("extra", {}).get("regime", "viability")
-        metrics = evaluate_samples(model, samples, regime, args.limit)
-        metrics["checkpoint"] = str(path)
-        metrics["trained"] = bool(metadata.get("trained"))
-        regimes[regime] = metrics
-        print(f"{regime}: {json.dumps(metrics)}", flush=True)
+        # a model with the floor prior: a row with it and a row without (a camera without TF)
+        rows = [(regime, True)]
+        if model.config.floor_input and regime != "viability":
+            rows = [(f"{regime}, floor prior", True), (f"{regime}, floor prior withheld", False)]
+        for name, floor in rows:
+            metrics = evaluate_samples(model, samples, regime, args.limit, floor)
+            metrics["checkpoint"] = str(path)
+            metrics["trained"] = bool(metadata.get("trained"))
+            metrics["floor_prior"] = bool(model.config.floor_input and floor)
+            regimes[name] = metrics
+            print(f"{name}: {json.dumps(metrics)}", flush=True)
     first = next(iter(regimes.values()))
     results = {
         "format": "recon_ros.ifnet_evaluation",

@@ -122,3 +122,17 @@ def test_the_pretrained_regime_goes_on_learning_depth(samples):
     assert heavier > plain
     with pytest.raises(ValueError, match="occupied_weight"):
         regime_losses(model, batch, "viability", occupied_weight=0.0)
+
+
+def test_a_floor_prior_model_evaluates_with_and_without_it(samples, tmp_path):
+    _train(samples, tmp_path / "floor", "depth", 2, "--floor")
+    model, metadata = load_ifnet(tmp_path / "floor" / "best.pt")
+    assert model.config.floor_input and "--floor" in metadata["recipe"]
+    out = tmp_path / "eval"
+    argv = ["evaluate", "ifnet", "--data", str(samples / "val"), "--out", str(out),
+            "--checkpoints", str(tmp_path / "floor" / "best.pt"), "--threads", "1"]  # fmt: skip
+    assert main(argv) == 0
+    regimes = json.loads((out / "results.json").read_text())["regimes"]
+    assert set(regimes) == {"depth, floor prior", "depth, floor prior withheld"}
+    assert regimes["depth, floor prior"]["floor_prior"]
+    assert not regimes["depth, floor prior withheld"]["floor_prior"]
