@@ -104,10 +104,13 @@ def everted_rows(device: torch.device, iterations: int, warmup: int, seed: int) 
 
 @torch.no_grad()
 def ifnet_rows(device: torch.device, iterations: int, warmup: int, seed: int) -> list[dict]:
-    from recon_ros.ifnet.ifnet import SingleViewIFNet
+    from recon_ros.core.camera import PinholeCamera
+    from recon_ros.core.camera_resample import resample_to_camera
+    from recon_ros.ifnet.floor_prior import floor_channels
+    from recon_ros.ifnet.ifnet import SingleViewConfig, SingleViewIFNet
 
     torch.manual_seed(seed)
-    model = SingleViewIFNet().to(device).eval()
+    model = SingleViewIFNet(SingleViewConfig(floor_input=True)).to(device).eval()
     config = model.config
     width, height = config.image_size
     images = torch.rand(1, 3, height, width, device=device)
@@ -116,16 +119,42 @@ def ifnet_rows(device: torch.device, iterations: int, warmup: int, seed: int) ->
         [[[focal, 0, (width - 1) / 2], [0, focal, (height - 1) / 2], [0, 0, 1.0]]], device=device
     )
     queries = model.grid.centres().reshape(1, -1, 3).to(device)
-    depth = model.depth_net(images)
+    up = torch.tensor([[0.0, -0.97, 0.24]], device=device)  # level camera pitched down 14 deg
+    up = up / up.norm()
+    camera_height = torch.tensor([1.2], device=device)
+    depth = model.predict_depth(images, K, up, camera_height)
+    # a 640x480 robot camera of 600 px focal length, resampled into the network's camera
+    robot = PinholeCamera(600.0, 600.0, 319.5, 239.5, 640, 480)
+    network = PinholeCamera(focal, focal, (width - 1) / 2, (height - 1) / 2, width, height)
+    robot_rgb = np.random.default_rng(seed).integers(0, 256, (480, 640, 3), dtype=np.uint8)
     grid = model.voxelise_depth(depth, K)
     sync = _sync_for(device)
     voxels = int(np.prod(config.grid_dims))
     parameters = _parameters(model)
     return [
         {
-            "what": f"ifnet depth U-Net, {width}x{height}",
+            "what": "ifnet 640x480 image resampled into the network's camera",
+            "parameters": 0,
+            **time_calls(
+                lambda: resample_to_camera(robot_rgb, robot, network), iterations, warmup, sync
+            ),
+        },
+        {
+            "what": "ifnet floor prior (channels from camera height and up)",
+            "parameters": 0,
+            **time_calls(
+                lambda: floor_channels(K, up, camera_height, (height, width), 8.0),
+                iterations,
+                warmup,
+                sync,
+            ),
+        },
+        {
+            "what": f"ifnet depth U-Net with the floor prior, {width}x{height}",
             "parameters": _parameters(model.depth_net),
-            **time_calls(lambda: model.depth_net(images), iterations, warmup, sync),
+            **time_calls(
+                lambda: model.predict_depth(images, K, up, camera_height), iterations, warmup, sync
+            ),
         },
         {
             "what": "ifnet voxelisation (splat + learnable blur)",
@@ -142,7 +171,12 @@ def ifnet_rows(device: torch.device, iterations: int, warmup: int, seed: int) ->
         {
             "what": "ifnet image to occupancy grid, all stages",
             "parameters": parameters,
-            **time_calls(lambda: model(images, K, queries), iterations, warmup, sync),
+            **time_calls(
+                lambda: model(images, K, queries, up=up, height=camera_height),
+                iterations,
+                warmup,
+                sync,
+            ),
         },
     ]
 
