@@ -216,7 +216,10 @@ def run_training(args: argparse.Namespace) -> int:
         raise ValueError("--data: the sample folders differ in grid or image size")
     model = SingleViewIFNet(config)
     if args.init:
-        model.load_state_dict(load_ifnet(args.init)[0].state_dict())
+        state = load_ifnet(args.init)[0].state_dict()
+        if args.depth_init:  # the depth U-Net comes from there (it may take other inputs)
+            state = {k: v for k, v in state.items() if not k.startswith("depth_net.")}
+        model.load_state_dict(state, strict=not args.depth_init)
     if args.regime == "pretrained":
         if not args.depth_init:
             raise ValueError("regime 'pretrained' needs --depth-init (a 'depth' checkpoint)")

@@ -136,3 +136,10 @@ def test_a_floor_prior_model_evaluates_with_and_without_it(samples, tmp_path):
     assert set(regimes) == {"depth, floor prior", "depth, floor prior withheld"}
     assert regimes["depth, floor prior"]["floor_prior"]
     assert not regimes["depth, floor prior withheld"]["floor_prior"]
+    # the pretrained regime with the prior: the IF-Net from a viability run without it
+    _train(samples, tmp_path / "via", "viability", 1)
+    _train(samples, tmp_path / "pre", "pretrained", 1, "--floor", "--init",
+           str(tmp_path / "via" / "best.pt"), "--depth-init",
+           str(tmp_path / "floor" / "best.pt"))  # fmt: skip
+    pretrained, _ = load_ifnet(tmp_path / "pre" / "best.pt")
+    assert pretrained.config.floor_input
