@@ -94,8 +94,9 @@ def test_the_pretrained_regime_leaves_the_frozen_depth_net_untouched(samples):
 
 
 def test_the_pretrained_regime_goes_on_learning_depth(samples):
-    """With a depth weight the U-Net trains too, on the depth loss beside the occupancy loss;
-    occupied points weigh more with ``occupied_weight``."""
+    """With a depth weight the U-Net trains too, on the depth loss beside the occupancy loss,
+    its batch norm on its running statistics (left untouched); occupied points weigh more with
+    ``occupied_weight``."""
     import torch
 
     from recon_ros.ifnet.dataset import SingleViewSamples
@@ -106,7 +107,10 @@ def test_the_pretrained_regime_goes_on_learning_depth(samples):
     torch.manual_seed(0)
     model = SingleViewIFNet(config_for(data)).train()
     batch = {key: torch.stack([data[i][key] for i in range(2)]) for key in data[0]}
+    statistics = {k: v.clone() for k, v in model.depth_net.named_buffers()}
     losses = regime_losses(model, batch, "pretrained", depth_weight=0.5)
+    assert all(torch.equal(v, statistics[k]) for k, v in model.depth_net.named_buffers())
+    assert model.depth_net.training  # handed back in the mode it was in
     expected = losses["occupancy_bce"] + 0.5 * losses["depth_log_l1"]
     assert torch.allclose(losses["total"], expected)
     before = [p.clone() for p in model.depth_net.parameters()]
