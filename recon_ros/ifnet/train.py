@@ -250,6 +250,10 @@ def run_training(args: argparse.Namespace) -> int:
         + (f" --depth-init {args.depth_init}" if args.depth_init else "")
     )
     started = time.monotonic()
+    if run.step == 0 and (args.init or args.depth_init):
+        # the starting point is a candidate too: trained parts put together may already be
+        # better than what the first steps on each other's outputs make of them
+        _validate(model, val, args, run, sign, recipe)
     model.train()
     running: list[float] = []
     while run.step < args.steps:
@@ -270,22 +274,27 @@ def run_training(args: argparse.Namespace) -> int:
         if run.step % args.log_every == 0:
             run.log_loss(running, started, sigma=float(model.voxeliser.sigma.detach()))
         if run.step % args.val_every == 0 or run.step == args.steps:
-            if args.regime == "depth":
-                metrics = _depth_validation(model, val, args.val_samples)
-                score = metrics["depth_log_l1"]
-            else:
-                metrics = evaluate_samples(model, val, args.regime, args.val_samples)
-                score = metrics["iou"]
-            run.history.append({"kind": "val", "step": run.step, **metrics})
-            print(f"val step {run.step}: {json.dumps(metrics)}", flush=True)
-            if not np.isfinite(run.best) or sign * score < sign * run.best:
-                run.best = score
-                extra = {"step": run.step, "regime": args.regime, "validation": metrics}
-                save_ifnet(model, run.best_path, True, recipe, extra)
+            _validate(model, val, args, run, sign, recipe)
             run.save(model, optimiser)
     run.save(model, optimiser)
     print(f"stopped at step {run.step}; best {run.best:.4f}; {run.best_path}", flush=True)
     return 0
+
+
+def _validate(model, val, args, run, sign: float, recipe: str) -> None:
+    """Validation at ``run.step``: the history, and ``best.pt`` when the score is the best."""
+    if args.regime == "depth":
+        metrics = _depth_validation(model, val, args.val_samples)
+        score = metrics["depth_log_l1"]
+    else:
+        metrics = evaluate_samples(model, val, args.regime, args.val_samples)
+        score = metrics["iou"]
+    run.history.append({"kind": "val", "step": run.step, **metrics})
+    print(f"val step {run.step}: {json.dumps(metrics)}", flush=True)
+    if not np.isfinite(run.best) or sign * score < sign * run.best:
+        run.best = score
+        extra = {"step": run.step, "regime": args.regime, "validation": metrics}
+        save_ifnet(model, run.best_path, True, recipe, extra)
 
 
 @torch.no_grad()

@@ -147,3 +147,6 @@ def test_a_floor_prior_model_evaluates_with_and_without_it(samples, tmp_path):
            str(tmp_path / "floor" / "best.pt"))  # fmt: skip
     pretrained, _ = load_ifnet(tmp_path / "pre" / "best.pt")
     assert pretrained.config.floor_input
+    # the parts put together are validated before the first step (a candidate for best.pt)
+    history = [json.loads(line) for line in (tmp_path / "pre" / "history.jsonl").open()]
+    assert next(h["step"] for h in history if h["kind"] == "val") == 0
