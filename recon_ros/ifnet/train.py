@@ -332,7 +332,9 @@ def run_evaluation(args: argparse.Namespace) -> int:
         rows = [(regime, True)]
         if model.config.floor_input and regime != "viability":
             rows = [(f"{regime}, floor prior", True), (f"{regime}, floor prior withheld", False)]
-        for name, floor in rows:
+        for row, floor in rows:
+            # two checkpoints of one regime: told apart by their paths
+            name = f"{row} ({path})" if row in regimes else row
             metrics = evaluate_samples(model, samples, regime, args.limit, floor)
             metrics["checkpoint"] = str(path)
             metrics["trained"] = bool(metadata.get("trained"))

@@ -134,10 +134,12 @@ def test_a_floor_prior_model_evaluates_with_and_without_it(samples, tmp_path):
     assert model.config.floor_input and "--floor" in metadata["recipe"]
     out = tmp_path / "eval"
     argv = ["evaluate", "ifnet", "--data", str(samples / "val"), "--out", str(out),
-            "--checkpoints", str(tmp_path / "floor" / "best.pt"), "--threads", "1"]  # fmt: skip
+            "--checkpoints", str(tmp_path / "floor" / "best.pt"),
+            str(tmp_path / "floor" / "best.pt"), "--threads", "1"]  # fmt: skip
     assert main(argv) == 0
     regimes = json.loads((out / "results.json").read_text())["regimes"]
-    assert set(regimes) == {"depth, floor prior", "depth, floor prior withheld"}
+    assert len(regimes) == 4  # the second checkpoint's rows are told apart by its path
+    assert {"depth, floor prior", "depth, floor prior withheld"} < set(regimes)
     assert regimes["depth, floor prior"]["floor_prior"]
     assert not regimes["depth, floor prior withheld"]["floor_prior"]
     # the pretrained regime with the prior: the IF-Net from a viability run without it

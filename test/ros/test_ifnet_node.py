@@ -121,7 +121,7 @@ def test_without_the_floor_frame_it_completes_without_the_prior(
         },
     )
     depths.wait_for(lambda _, all_: len(all_) >= 1, 120, "a depth image", [node])
-    log = node.wait_for_log("without the floor prior")
+    log = node.wait_for_log("without the floor prior", timeout=90.0)
     assert "'base_footprint'" in log and "floor_frame" in log, log[-2000:]
     assert player.stop() == 0
     assert node.alive() and "Traceback" not in log
