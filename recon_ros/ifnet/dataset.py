@@ -93,9 +93,10 @@ def build_samples(
             names.append(name)
             floor = _floor_arrays(poses[index])
             if (out / name).is_file():
-                arrays = read_npz(out / name)
-                if "up_cam" not in arrays:  # written before samples kept the floor: add it
-                    write_npz(out / name, {**arrays, **floor})
+                with np.load(out / name) as stored:  # the names only: no array is read
+                    has_floor = "up_cam" in stored.files
+                if not has_floor:  # written before samples kept the floor: add it
+                    write_npz(out / name, {**read_npz(out / name), **floor})
                 continue
             frame = sequence[index]
             src_hw = frame.rgb.shape[:2]

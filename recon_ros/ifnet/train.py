@@ -95,23 +95,17 @@ def regime_losses(
         return {"total": loss, "depth_log_l1": loss}
     losses = {}
     depth = batch["depth"] if regime == "viability" else None
-    if regime == "pretrained" and depth_weight == 0:
-        # frozen means eval mode too: in train mode its batch norm would use each batch's
-        # statistics (and drift its running ones), unlike the depth it gives at evaluation
+    if regime == "pretrained":
+        # on the U-Net's batch-norm running statistics, as at evaluation: small batches' own
+        # statistics give it depth twice as far off (log-L1 0.37 against 0.15), which the IF-Net
+        # would learn to expect and then never get. depth_weight 0 freezes it (no gradient).
         was_training = model.depth_net.training
         model.depth_net.eval()
-        with torch.no_grad():
+        with torch.set_grad_enabled(torch.is_grad_enabled() and depth_weight > 0):
             depth = _predict_depth(model, batch)
         model.depth_net.train(was_training)
-    elif regime == "pretrained":
-        # the pretrained U-Net goes on learning, but with its batch norm's running statistics:
-        # small batches' own statistics give it depth twice as far off (log-L1 0.37 against
-        # 0.15), which the IF-Net would learn to expect and then never get
-        was_training = model.depth_net.training
-        model.depth_net.eval()
-        depth = _predict_depth(model, batch)
-        model.depth_net.train(was_training)
-        losses["depth_log_l1"] = _depth_log_l1(depth, batch["depth"])
+        if depth_weight > 0:
+            losses["depth_log_l1"] = _depth_log_l1(depth, batch["depth"])
     if depth is None:
         depth = _predict_depth(model, batch)
     _, logits = model(batch["image"], batch["K"], batch["queries"], depth=depth)
