@@ -144,6 +144,7 @@ class MappingPipeline:
         self._not_keyframes = 0
         self._cnn_updates = 0
         self._integrated_at_update = 0
+        self._mapped = 0  # frames integrated into the map at the last completed hand-over
         self._last_update_ns: int | None = None
 
     def offer(self, frame):
@@ -164,11 +165,18 @@ class MappingPipeline:
         with self._lock:
             if self._integrated == self._integrated_at_update:
                 return False
-            self._integrated_at_update = self._integrated
+            self._integrated_at_update = taken = self._integrated
         self.reconstructor.update()
         with self._lock:
             self._cnn_updates += 1
+            self._mapped = max(self._mapped, taken)
         return True
+
+    def frames_mapped(self) -> int:
+        """Frames integrated into the map (not only the window) as of the last hand-over, load
+        or reset: ``counts()[0]`` once the map has caught up."""
+        with self._lock:
+            return self._mapped
 
     def update_at(self, stamp_ns: int) -> bool:
         """``update`` on the data's own clock (the replay's bag time): once ``cnn_period_s`` has
@@ -197,14 +205,14 @@ class MappingPipeline:
         folder = map_folder_to_load(output_directory, path)
         chunks = self.reconstructor.load_map(folder)
         with self._lock:
-            self._integrated_at_update = self._integrated
+            self._integrated_at_update = self._mapped = self._integrated
         return folder, chunks
 
     def reset(self) -> None:
         """Forget the map, the window and the keyframe history (the counts stay)."""
         self.reconstructor.reset()
         with self._lock:
-            self._integrated_at_update = self._integrated
+            self._integrated_at_update = self._mapped = self._integrated
 
 
 #: What save names may look like: a plain stem, no folders.

@@ -3,6 +3,8 @@ keeps every message, and the markers shown after a list of MarkerArray messages.
 
 from __future__ import annotations
 
+import time
+
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 
 from recon_ros.io import mesh_conversions
@@ -36,3 +38,24 @@ class MeshView:
             mesh_conversions.apply_marker_array(self.state, msg)
         self.applied = len(messages)
         return list(self.state.values())
+
+
+def caught_up_mesh(status, meshes, integrated: int, processes, quiet_s: float = 1.5) -> list:
+    """The markers shown once atlas_node's mesh shows every one of ``integrated`` frames: the
+    status reports ``frames_in_mesh`` after that mesh went out, and the mesh stream has then
+    been quiet for ``quiet_s`` (a message of several MB may still be in transit)."""
+    status.wait_for(
+        lambda m, _: m.frames_in_mesh >= integrated, 120, "the mesh of every frame", processes
+    )
+    deadline = time.monotonic() + 60
+    count, since = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        with meshes._lock:
+            received = len(meshes.messages)
+        if received != count:
+            count, since = received, time.monotonic()
+        elif time.monotonic() - since >= quiet_s:
+            break
+        time.sleep(0.05)
+    with meshes._lock:
+        return shown(meshes.messages)

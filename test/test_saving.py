@@ -166,12 +166,14 @@ def test_mapping_pipeline_counts_hands_over_saves_and_loads(tmp_path):
         return PosedFrame(i * 500_000_000, "cam", np.full((48, 64, 3), 90, np.uint8), camera,
                           pose, None, depth=np.full((48, 64), 1.5, np.float32))  # fmt: skip
 
-    ran = []
+    ran, mapped = [], []
     for i, dy in enumerate([0.0, 0.0, 0.1, 0.2, 0.2, 0.3]):  # the repeats are not keyframes
         result = pipeline.offer(frame(i, dy))
         if result.integrated:
             ran.append(pipeline.update_at(i * 500_000_000))
+            mapped.append(pipeline.frames_mapped())
     assert pipeline.counts()[:2] == (4, 2)
+    assert mapped == [0, 2, 2, 4]  # the map lags the window until a hand-over
     # bag time 0, 1.0, 1.5, 2.5 s: hand-overs at 1.0 s and 2.5 s (a period after the last)
     assert ran == [False, True, False, True] and pipeline.counts()[2] == 2
     assert pipeline.update() is False  # nothing new since

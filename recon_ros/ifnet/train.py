@@ -43,7 +43,7 @@ from recon_ros.core.checkpoint import load_model, save_checkpoint
 from recon_ros.ifnet.dataset import SingleViewSamples, build_samples
 from recon_ros.ifnet.ifnet import SingleViewConfig, SingleViewIFNet
 from recon_ros.ifnet.metrics import occupancy_field, occupancy_iou, surface_metrics
-from recon_ros.training.run_folder import RunFolder, add_run_arguments
+from recon_ros.training.run_folder import RunFolder, add_run_arguments, scheduled_lr
 
 IFNET_CHECKPOINT_FORMAT = "recon_ros.single_view_ifnet"
 REGIMES = ("depth", "viability", "pretrained", "end-to-end")
@@ -194,6 +194,9 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
                    help="weight of occupied query points in the occupancy loss")  # fmt: skip
     p.add_argument("--floor", action="store_true",
                    help="the depth U-Net also takes the floor prior")  # fmt: skip
+    p.add_argument("--decay-from", type=int, default=0,
+                   help="constant rate until this step, then cosine to 5%% at --steps "
+                   "(0: constant throughout)")  # fmt: skip
     p.add_argument("--queries", type=int, default=2048)
     p.add_argument("--val-samples", type=int, default=32)
     add_run_arguments(p, steps=4000, batch_size=4, lr=2e-4)
@@ -240,6 +243,7 @@ def run_training(args: argparse.Namespace) -> int:
         + ("--floor " if args.floor else "")
         + f"--regime {args.regime} --steps {args.steps} --batch-size {args.batch_size} "
         f"--queries {args.queries} --lr {args.lr} --threads {args.threads} --seed {args.seed}"
+        + (f" --decay-from {args.decay_from}" if args.decay_from > 0 else "")
         + (f" --init {args.init}" if args.init else "")
         + (f" --depth-init {args.depth_init}" if args.depth_init else "")
     )
@@ -258,6 +262,9 @@ def run_training(args: argparse.Namespace) -> int:
         rng = np.random.default_rng((args.seed, run.step))
         items = [train[int(i)] for i in rng.integers(0, len(train), args.batch_size)]
         batch = {key: torch.stack([item[key] for item in items]) for key in items[0]}
+        if args.decay_from > 0:
+            for group in optimiser.param_groups:
+                group["lr"] = scheduled_lr(run.step, args.steps, args.lr, 0, args.decay_from)
         losses = regime_losses(model, batch, args.regime, args.depth_weight, args.occupied_weight)
         optimiser.zero_grad(set_to_none=True)
         losses["total"].backward()

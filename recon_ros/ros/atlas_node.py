@@ -125,8 +125,11 @@ class AtlasNode(Node):
         )
 
         self._counts_lock = threading.Lock()
-        self._map_version = 0
+        # (map version, frames in the map at that version), replaced as one tuple so the
+        # publishing thread never pairs a version with another version's frame count
+        self._map_state = (0, 0)
         self._published_version = 0
+        self._frames_in_mesh = 0  # frames in the map the last published mesh shows
         # chunk key -> (chunk stamp, mesh_conversions.SerializedMarker)
         self._marker_cache: dict = {}
         self._marker_ids: dict = {}  # chunk key -> marker id, stable while the chunk exists
@@ -223,7 +226,11 @@ class AtlasNode(Node):
     @stops_with_context
     def _on_cnn_timer(self) -> None:
         if self._pipeline.update():
-            self._map_version += 1
+            self._map_changed()
+
+    def _map_changed(self) -> None:
+        """The map changed (update, load, reset): the next publish period sends its mesh."""
+        self._map_state = (self._map_state[0] + 1, self._pipeline.frames_mapped())
 
     def _stamp(self):
         with self._counts_lock:
@@ -247,10 +254,11 @@ class AtlasNode(Node):
         everything = bool(due) or (refresh > 0 and now - self._last_whole_mesh >= refresh)
         if everything:
             self._last_whole_mesh = now
-        version = self._map_version
+        version, frames_mapped = self._map_state
         if version != self._published_version:
             self._published_version = version
             self._publish_map(everything)
+            self._frames_in_mesh = frames_mapped
         elif everything:
             self._mesh_pub.publish(self._mesh_markers(self._stamp(), everything=True))
 
@@ -353,6 +361,7 @@ class AtlasNode(Node):
         msg.frames_dropped = sum(drops.values())
         msg.drops = [DropCount(reason=r, count=c) for r, c in drops.items()]
         msg.cnn_updates = cnn_updates
+        msg.frames_in_mesh = self._frames_in_mesh
         origin = np.asarray(window.origin, dtype=float)
         msg.volume_origin = Point(x=origin[0], y=origin[1], z=origin[2])
         msg.volume_dims = [int(d) for d in window.dims]
@@ -498,7 +507,7 @@ class AtlasNode(Node):
             response.message = f"map not loaded, the current one is kept: {error}"
             self.get_logger().warn(response.message)
             return response
-        self._map_version += 1
+        self._map_changed()
         response.success = True
         response.chunks = chunks
         response.message = (
@@ -512,7 +521,7 @@ class AtlasNode(Node):
         del request
         discarded = self._input.clear()
         self._pipeline.reset()
-        self._map_version += 1
+        self._map_changed()
         response.success = True
         response.message = (
             f"map, window and transform history cleared; {discarded} queued images discarded "

@@ -20,8 +20,14 @@ from recon_ros.training.engine import lr_factor
 FINAL_LR_FRACTION = 0.05
 
 
-def scheduled_lr(step: int, total: int, base: float, warmup: int) -> float:
-    """Linear warm-up, then cosine down to ``FINAL_LR_FRACTION`` of ``base`` at ``total``."""
+def scheduled_lr(step: int, total: int, base: float, warmup: int, hold: int = 0) -> float:
+    """Linear warm-up, then cosine down to ``FINAL_LR_FRACTION`` of ``base`` at ``total``.
+    With ``hold`` > 0 the rate stays at ``base`` until step ``hold`` and the cosine spans
+    ``hold`` .. ``total`` (a constant-rate run that is resumed to anneal)."""
+    if hold > 0:
+        if step < hold:
+            return base * lr_factor(step, total, warmup, 1.0)
+        return base * lr_factor(step - hold, total - hold, 0, FINAL_LR_FRACTION)
     return base * lr_factor(step, total, warmup, FINAL_LR_FRACTION)
 
 

@@ -140,3 +140,15 @@ def test_schedule_warms_up_then_decays():
     assert lr_factor(10, 100, 10, 0.1) == pytest.approx(1.0)
     assert lr_factor(100, 100, 10, 0.1) == pytest.approx(0.1)
     assert 0.1 < lr_factor(55, 100, 10, 0.1) < 1.0
+
+
+def test_schedule_holds_then_anneals():
+    # a constant-rate run resumed to anneal: base until the hold step, then cosine to the end
+    from recon_ros.training.run_folder import FINAL_LR_FRACTION, scheduled_lr
+
+    assert scheduled_lr(0, 200, 1.0, 0, hold=100) == pytest.approx(1.0)
+    assert scheduled_lr(99, 200, 1.0, 0, hold=100) == pytest.approx(1.0)
+    assert scheduled_lr(100, 200, 1.0, 0, hold=100) == pytest.approx(1.0)
+    assert scheduled_lr(150, 200, 1.0, 0, hold=100) == pytest.approx(0.5 * (1 + FINAL_LR_FRACTION))
+    assert scheduled_lr(200, 200, 1.0, 0, hold=100) == pytest.approx(FINAL_LR_FRACTION)
+    assert scheduled_lr(5, 200, 1.0, 10, hold=100) == pytest.approx(0.6)  # warm-up first
