@@ -16,7 +16,8 @@ import torch.nn.functional as F  # noqa: N812 (the usual torch name)
 from torch import nn
 
 from recon_ros.ifnet.depth_unet import DepthUNet
-from recon_ros.ifnet.floor_prior import floor_channels
+from recon_ros.ifnet.floor_alignment import align_depth_to_floor
+from recon_ros.ifnet.floor_prior import floor_channels, floor_depth
 from recon_ros.ifnet.frustum_grid import FrustumGrid, backproject_depth
 from recon_ros.ifnet.voxelise import DifferentiableVoxeliser
 
@@ -124,6 +125,8 @@ class SingleViewConfig:
             before the depth U-Net (0: unknown, images are only resized).
         floor_input: the depth U-Net also takes the floor's depth from the camera's height and
             up direction (``floor_prior``; 0 channels when unknown).
+        floor_align: with the floor known, the predicted depth is then scaled so that its floor
+            meets the prior's (``floor_alignment``).
         unet_levels, unet_channels, unet_max_channels, min_depth, max_depth: ``DepthUNet``.
         sigma, kernel_size: ``DifferentiableVoxeliser``.
         ifnet_channels, ifnet_hidden, ifnet_distance: ``IFNet``.
@@ -135,6 +138,7 @@ class SingleViewConfig:
     image_size: tuple[int, int] = (128, 96)
     focal_length: float = 0.0
     floor_input: bool = False
+    floor_align: bool = False
     unet_levels: int = 5
     unet_channels: int = 16
     unet_max_channels: int = 128
@@ -203,15 +207,21 @@ class SingleViewIFNet(nn.Module):
         K: torch.Tensor,
         up: torch.Tensor | None = None,
         height: torch.Tensor | None = None,
+        align: bool | None = None,
     ) -> torch.Tensor:
         """(B, H, W) depth of images (B, 3, H, W) with intrinsics K (B, 3, 3); with
         ``floor_input`` the floor prior from ``up`` (B, 3) and ``height`` (B,) (NaN or None:
-        unknown) goes in beside the image."""
+        unknown) goes in beside the image, and with ``align`` (None: ``config.floor_align``)
+        the depth is scaled to meet the floor where the image shows it."""
         if not self.config.floor_input:
             return self.depth_net(images)
         size = tuple(images.shape[-2:])
         floor = floor_channels(K, up, height, size, self.config.max_depth)
-        return self.depth_net(images, floor.to(images))
+        depth = self.depth_net(images, floor.to(images))
+        if (self.config.floor_align if align is None else align) and height is not None:
+            known = floor_depth(K, up, height, size, self.config.max_depth)
+            depth, _ = align_depth_to_floor(depth, known.to(depth))
+        return depth
 
     def forward(
         self,

@@ -58,9 +58,12 @@ def load_ifnet(path, device="cpu") -> tuple[SingleViewIFNet, dict]:
     return load_model(path, device, IFNET_CHECKPOINT_FORMAT, SingleViewConfig, SingleViewIFNet)
 
 
-def config_for(samples: SingleViewSamples, floor_input: bool = False) -> SingleViewConfig:
+def config_for(
+    samples: SingleViewSamples, floor_input: bool = False, floor_align: bool = False
+) -> SingleViewConfig:
     """The model configuration that fits ``samples``: their grid, image size and camera (the
-    first sample's focal length); ``floor_input``: with the floor prior."""
+    first sample's focal length); ``floor_input``: with the floor prior; ``floor_align``: the
+    predicted depth scaled to meet it."""
     return SingleViewConfig(
         grid_dims=samples.grid.dims,
         voxel_size=samples.grid.voxel_size,
@@ -68,6 +71,7 @@ def config_for(samples: SingleViewSamples, floor_input: bool = False) -> SingleV
         image_size=samples.image_size,
         focal_length=samples.focal_length(),
         floor_input=floor_input,
+        floor_align=floor_align,
     )
 
 
@@ -90,8 +94,8 @@ def regime_losses(
         raise ValueError(f"regime: expected one of {REGIMES}, got {regime!r}")
     if depth_weight < 0 or occupied_weight <= 0:
         raise ValueError("depth_weight: must be >= 0; occupied_weight: must be > 0")
-    if regime == "depth":
-        loss = _depth_log_l1(_predict_depth(model, batch), batch["depth"])
+    if regime == "depth":  # the U-Net's own depth, never aligned: it must learn the scale
+        loss = _depth_log_l1(_predict_depth(model, batch, align=False), batch["depth"])
         return {"total": loss, "depth_log_l1": loss}
     losses = {}
     depth = batch["depth"] if regime == "viability" else None
@@ -116,9 +120,12 @@ def regime_losses(
     return losses
 
 
-def _predict_depth(model: SingleViewIFNet, batch: dict) -> torch.Tensor:
-    """(B, H, W) the depth U-Net's depth of a batch (with its floor prior where it has one)."""
-    return model.predict_depth(batch["image"], batch["K"], batch.get("up"), batch.get("height"))
+def _predict_depth(model: SingleViewIFNet, batch: dict, align: bool | None = None) -> torch.Tensor:
+    """(B, H, W) the depth U-Net's depth of a batch (with its floor prior where it has one;
+    ``align`` as ``SingleViewIFNet.predict_depth``)."""
+    return model.predict_depth(
+        batch["image"], batch["K"], batch.get("up"), batch.get("height"), align
+    )
 
 
 def _depth_log_l1(predicted: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
@@ -194,6 +201,8 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
                    help="weight of occupied query points in the occupancy loss")  # fmt: skip
     p.add_argument("--floor", action="store_true",
                    help="the depth U-Net also takes the floor prior")  # fmt: skip
+    p.add_argument("--floor-align", action="store_true",
+                   help="with --floor: scale the predicted depth to meet the floor")  # fmt: skip
     p.add_argument("--decay-from", type=int, default=0,
                    help="constant rate until this step, then cosine to 5%% at --steps "
                    "(0: constant throughout)")  # fmt: skip
@@ -214,8 +223,10 @@ def run_training(args: argparse.Namespace) -> int:
     folders = [SingleViewSamples(f, args.queries, args.seed, augment=True) for f in args.data]
     train = torch.utils.data.ConcatDataset(folders)
     val = SingleViewSamples(args.val_data, args.queries, args.seed + 1)
-    config = config_for(folders[0], args.floor)
-    if any(config_for(f, args.floor) != config for f in folders[1:]):
+    if args.floor_align and not args.floor:
+        raise ValueError("--floor-align needs --floor")
+    config = config_for(folders[0], args.floor, args.floor_align)
+    if any(config_for(f, args.floor, args.floor_align) != config for f in folders[1:]):
         raise ValueError("--data: the sample folders differ in grid or image size")
     model = SingleViewIFNet(config)
     if args.init:
@@ -241,6 +252,7 @@ def run_training(args: argparse.Namespace) -> int:
         f"--out {args.out} --depth-weight {args.depth_weight} "
         f"--occupied-weight {args.occupied_weight} "
         + ("--floor " if args.floor else "")
+        + ("--floor-align " if args.floor_align else "")
         + f"--regime {args.regime} --steps {args.steps} --batch-size {args.batch_size} "
         f"--queries {args.queries} --lr {args.lr} --threads {args.threads} --seed {args.seed}"
         + (f" --decay-from {args.decay_from}" if args.decay_from > 0 else "")
@@ -305,7 +317,8 @@ def _depth_validation(model, samples, limit) -> dict[str, float]:
     for index in range(min(limit, len(samples))):
         item = samples[index]
         batch = {key: value[None] for key, value in item.items()}
-        errors.append(float(_depth_log_l1(_predict_depth(model, batch)[0], item["depth"])))
+        depth = _predict_depth(model, batch, align=False)[0]
+        errors.append(float(_depth_log_l1(depth, item["depth"])))
     model.train()
     return {"depth_log_l1": float(np.mean(errors))}
 
