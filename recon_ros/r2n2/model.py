@@ -157,14 +157,23 @@ class ConvLSTMR2N2(nn.Module):
         return self.decoder(h)
 
 
-def voxel_cross_entropy(logits: torch.Tensor, occupancy: torch.Tensor) -> torch.Tensor:
-    """Mean two-way cross-entropy of (B, 2, N, N, N) logits against (B, N, N, N) 0/1 targets."""
+def voxel_cross_entropy(
+    logits: torch.Tensor, occupancy: torch.Tensor, occupied_weight: float = 1.0
+) -> torch.Tensor:
+    """Mean two-way cross-entropy of (B, 2, N, N, N) logits against (B, N, N, N) 0/1 targets;
+    ``occupied_weight`` weighs the occupied voxels against the empty ones (a weighted mean:
+    thin parts, a table's top and legs, are a few per cent of its grid)."""
     if logits.ndim != 5 or logits.shape[1] != 2 or logits.shape[2:] != occupancy.shape[1:]:
         raise ValueError(
             f"logits/occupancy: expected (B, 2, N, N, N) and (B, N, N, N), got "
             f"{tuple(logits.shape)}, {tuple(occupancy.shape)}"
         )
-    return F.cross_entropy(logits, occupancy.long())
+    if occupied_weight <= 0:
+        raise ValueError(f"occupied_weight: must be > 0, got {occupied_weight}")
+    if occupied_weight == 1.0:
+        return F.cross_entropy(logits, occupancy.long())
+    weight = torch.tensor([1.0, occupied_weight], dtype=logits.dtype, device=logits.device)
+    return F.cross_entropy(logits, occupancy.long(), weight=weight)
 
 
 def occupancy_iou(logits: torch.Tensor, occupancy: torch.Tensor, threshold: float = 0.4):

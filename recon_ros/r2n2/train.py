@@ -26,7 +26,7 @@ from recon_ros.r2n2.data import ObjectSamples
 from recon_ros.r2n2.model import ConvLSTMR2N2, R2N2Config, occupancy_iou, voxel_cross_entropy
 from recon_ros.scenes.objects import OBJECT_CLASSES
 from recon_ros.training.data import PhotometricConfig, photometric_jitter
-from recon_ros.training.run_folder import RunFolder, add_run_arguments
+from recon_ros.training.run_folder import RunFolder, add_run_arguments, scheduled_lr
 
 R2N2_CHECKPOINT_FORMAT = "recon_ros.r2n2"
 MAX_VIEWS = 5
@@ -77,6 +77,13 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--neighbourhood", type=int, choices=(1, 3), default=3)
     p.add_argument("--val-samples", type=int, default=60)
+    p.add_argument("--init", default=None,
+                   help="start from this checkpoint's weights (fine-tuning)")  # fmt: skip
+    p.add_argument("--occupied-weight", type=float, default=1.0,
+                   help="weight of occupied voxels in the cross-entropy")  # fmt: skip
+    p.add_argument("--decay-from", type=int, default=0,
+                   help="constant rate until this step, then cosine to 5%% at --steps "
+                   "(0: constant throughout)")  # fmt: skip
     add_run_arguments(p, steps=6000, batch_size=8, lr=1e-3)
     p.set_defaults(func=run_training)
     return p
@@ -89,6 +96,14 @@ def run_training(args: argparse.Namespace) -> int:
     val = ObjectSamples(args.val_data)
     photometric = PhotometricConfig()
     model = ConvLSTMR2N2(R2N2Config(neighbourhood=args.neighbourhood))
+    if args.init:
+        start, _ = load_r2n2(args.init)
+        if start.config.neighbourhood != args.neighbourhood:
+            raise ValueError(
+                f"--init: {args.init} has neighbourhood {start.config.neighbourhood}, "
+                f"not --neighbourhood {args.neighbourhood}"
+            )
+        model.load_state_dict(start.state_dict())
     optimiser = torch.optim.Adam(model.parameters(), lr=args.lr)
     args.out.mkdir(parents=True, exist_ok=True)
     run = RunFolder(args.out, f"3D-R2N2 ({args.neighbourhood}x{args.neighbourhood})")
@@ -99,6 +114,9 @@ def run_training(args: argparse.Namespace) -> int:
         f"--val-data {args.val_data} --out {args.out} "
         f"--neighbourhood {args.neighbourhood} --steps {args.steps} --batch-size "
         f"{args.batch_size} --lr {args.lr} --threads {args.threads} --seed {args.seed}"
+        + (f" --init {args.init}" if args.init else "")
+        + (f" --occupied-weight {args.occupied_weight}" if args.occupied_weight != 1.0 else "")
+        + (f" --decay-from {args.decay_from}" if args.decay_from > 0 else "")
     )
     started = time.monotonic()
     model.train()
@@ -119,7 +137,10 @@ def run_training(args: argparse.Namespace) -> int:
             ]
         )
         occupancy = torch.stack([item["occupancy"] for item in items])
-        loss = voxel_cross_entropy(model(views), occupancy)
+        if args.decay_from > 0:
+            for group in optimiser.param_groups:
+                group["lr"] = scheduled_lr(run.step, args.steps, args.lr, 0, args.decay_from)
+        loss = voxel_cross_entropy(model(views), occupancy, args.occupied_weight)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()

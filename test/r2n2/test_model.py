@@ -74,3 +74,18 @@ def test_iou_on_constructed_cases():
     assert occupancy_iou(free, torch.zeros(1, 4, 4, 4)).item() == 1.0  # both empty
     # probability 0.5 is above the seed's 0.4 threshold: everything predicted, 32 of 64 right
     assert occupancy_iou(torch.zeros(1, 2, 4, 4, 4), target).item() == pytest.approx(0.5)
+
+
+def test_occupied_weight_is_a_weighted_mean_of_the_two_classes():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 2, 4, 4, 4)
+    target = (torch.rand(2, 4, 4, 4) < 0.2).float()
+    per_voxel = torch.nn.functional.cross_entropy(logits, target.long(), reduction="none")
+    occupied = target > 0.5
+    weighted = (3 * per_voxel[occupied].sum() + per_voxel[~occupied].sum()) / (
+        3 * occupied.sum() + (~occupied).sum()
+    )
+    assert voxel_cross_entropy(logits, target, 3.0).item() == pytest.approx(weighted.item(), 1e-5)
+    assert voxel_cross_entropy(logits, target).item() == pytest.approx(per_voxel.mean().item())
+    with pytest.raises(ValueError, match="occupied_weight"):
+        voxel_cross_entropy(logits, target, 0.0)

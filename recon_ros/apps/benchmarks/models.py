@@ -106,11 +106,12 @@ def everted_rows(device: torch.device, iterations: int, warmup: int, seed: int) 
 def ifnet_rows(device: torch.device, iterations: int, warmup: int, seed: int) -> list[dict]:
     from recon_ros.core.camera import PinholeCamera
     from recon_ros.core.camera_resample import resample_to_camera
-    from recon_ros.ifnet.floor_prior import floor_channels
+    from recon_ros.ifnet.floor_alignment import align_depth_to_floor
+    from recon_ros.ifnet.floor_prior import floor_channels, floor_depth
     from recon_ros.ifnet.ifnet import SingleViewConfig, SingleViewIFNet
 
     torch.manual_seed(seed)
-    model = SingleViewIFNet(SingleViewConfig(floor_input=True)).to(device).eval()
+    model = SingleViewIFNet(SingleViewConfig(floor_input=True, floor_align=True)).to(device).eval()
     config = model.config
     width, height = config.image_size
     images = torch.rand(1, 3, height, width, device=device)
@@ -119,10 +120,13 @@ def ifnet_rows(device: torch.device, iterations: int, warmup: int, seed: int) ->
         [[[focal, 0, (width - 1) / 2], [0, focal, (height - 1) / 2], [0, 0, 1.0]]], device=device
     )
     queries = model.grid.centres().reshape(1, -1, 3).to(device)
-    up = torch.tensor([[0.0, -0.97, 0.24]], device=device)  # level camera pitched down 14 deg
+    up = torch.tensor([[0.0, -0.97, -0.24]], device=device)  # camera pitched down 14 deg
     up = up / up.norm()
     camera_height = torch.tensor([1.2], device=device)
     depth = model.predict_depth(images, K, up, camera_height)
+    floor = floor_depth(K, up, camera_height, (height, width), config.max_depth)
+    # the bench's random weights put no pixel near the floor: give the op a floor to align
+    near_floor = torch.where(floor > 0, floor * 1.05, depth)
     # a 640x480 robot camera of 600 px focal length, resampled into the network's camera
     robot = PinholeCamera(600.0, 600.0, 319.5, 239.5, 640, 480)
     network = PinholeCamera(focal, focal, (width - 1) / 2, (height - 1) / 2, width, height)
@@ -153,8 +157,16 @@ def ifnet_rows(device: torch.device, iterations: int, warmup: int, seed: int) ->
             "what": f"ifnet depth U-Net with the floor prior, {width}x{height}",
             "parameters": _parameters(model.depth_net),
             **time_calls(
-                lambda: model.predict_depth(images, K, up, camera_height), iterations, warmup, sync
+                lambda: model.predict_depth(images, K, up, camera_height, align=False),
+                iterations,
+                warmup,
+                sync,
             ),
+        },
+        {
+            "what": "ifnet depth aligned to the floor (median ratio on floor pixels)",
+            "parameters": 0,
+            **time_calls(lambda: align_depth_to_floor(near_floor, floor), iterations, warmup, sync),
         },
         {
             "what": "ifnet voxelisation (splat + learnable blur)",
