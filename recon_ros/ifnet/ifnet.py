@@ -126,7 +126,8 @@ class SingleViewConfig:
         floor_input: the depth U-Net also takes the floor's depth from the camera's height and
             up direction (``floor_prior``; 0 channels when unknown).
         floor_align: with the floor known, the predicted depth is then scaled so that its floor
-            meets the prior's (``floor_alignment``).
+            meets the prior's (``floor_alignment``); ``floor_snap``: pixels then within that
+            fraction of the floor's depth take it exactly (0: none).
         unet_levels, unet_channels, unet_max_channels, min_depth, max_depth: ``DepthUNet``.
         sigma, kernel_size: ``DifferentiableVoxeliser``.
         ifnet_channels, ifnet_hidden, ifnet_distance: ``IFNet``.
@@ -139,6 +140,7 @@ class SingleViewConfig:
     focal_length: float = 0.0
     floor_input: bool = False
     floor_align: bool = False
+    floor_snap: float = 0.0
     unet_levels: int = 5
     unet_channels: int = 16
     unet_max_channels: int = 128
@@ -212,7 +214,8 @@ class SingleViewIFNet(nn.Module):
         """(B, H, W) depth of images (B, 3, H, W) with intrinsics K (B, 3, 3); with
         ``floor_input`` the floor prior from ``up`` (B, 3) and ``height`` (B,) (NaN or None:
         unknown) goes in beside the image, and with ``align`` (None: ``config.floor_align``)
-        the depth is scaled to meet the floor where the image shows it."""
+        the depth is scaled to meet the floor where the image shows it (and snapped to it,
+        ``config.floor_snap``)."""
         if not self.config.floor_input:
             return self.depth_net(images)
         size = tuple(images.shape[-2:])
@@ -220,7 +223,7 @@ class SingleViewIFNet(nn.Module):
         depth = self.depth_net(images, floor.to(images))
         if (self.config.floor_align if align is None else align) and height is not None:
             known = floor_depth(K, up, height, size, self.config.max_depth)
-            depth, _ = align_depth_to_floor(depth, known.to(depth))
+            depth, _ = align_depth_to_floor(depth, known.to(depth), snap=self.config.floor_snap)
         return depth
 
     def forward(

@@ -59,11 +59,14 @@ def load_ifnet(path, device="cpu") -> tuple[SingleViewIFNet, dict]:
 
 
 def config_for(
-    samples: SingleViewSamples, floor_input: bool = False, floor_align: bool = False
+    samples: SingleViewSamples,
+    floor_input: bool = False,
+    floor_align: bool = False,
+    floor_snap: float = 0.0,
 ) -> SingleViewConfig:
     """The model configuration that fits ``samples``: their grid, image size and camera (the
     first sample's focal length); ``floor_input``: with the floor prior; ``floor_align``: the
-    predicted depth scaled to meet it."""
+    predicted depth scaled to meet it; ``floor_snap``: and snapped to it."""
     return SingleViewConfig(
         grid_dims=samples.grid.dims,
         voxel_size=samples.grid.voxel_size,
@@ -72,6 +75,7 @@ def config_for(
         focal_length=samples.focal_length(),
         floor_input=floor_input,
         floor_align=floor_align,
+        floor_snap=floor_snap,
     )
 
 
@@ -203,6 +207,9 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
                    help="the depth U-Net also takes the floor prior")  # fmt: skip
     p.add_argument("--floor-align", action="store_true",
                    help="with --floor: scale the predicted depth to meet the floor")  # fmt: skip
+    p.add_argument("--floor-snap", type=float, default=0.0,
+                   help="with --floor-align: depth within this fraction of the floor's takes "
+                   "it (0: none)")  # fmt: skip
     p.add_argument("--decay-from", type=int, default=0,
                    help="constant rate until this step, then cosine to 5%% at --steps "
                    "(0: constant throughout)")  # fmt: skip
@@ -225,8 +232,11 @@ def run_training(args: argparse.Namespace) -> int:
     val = SingleViewSamples(args.val_data, args.queries, args.seed + 1)
     if args.floor_align and not args.floor:
         raise ValueError("--floor-align needs --floor")
-    config = config_for(folders[0], args.floor, args.floor_align)
-    if any(config_for(f, args.floor, args.floor_align) != config for f in folders[1:]):
+    if args.floor_snap and not args.floor_align:
+        raise ValueError("--floor-snap needs --floor-align")
+    floor = (args.floor, args.floor_align, args.floor_snap)
+    config = config_for(folders[0], *floor)
+    if any(config_for(f, *floor) != config for f in folders[1:]):
         raise ValueError("--data: the sample folders differ in grid or image size")
     model = SingleViewIFNet(config)
     if args.init:
@@ -253,6 +263,7 @@ def run_training(args: argparse.Namespace) -> int:
         f"--occupied-weight {args.occupied_weight} "
         + ("--floor " if args.floor else "")
         + ("--floor-align " if args.floor_align else "")
+        + (f"--floor-snap {args.floor_snap} " if args.floor_snap else "")
         + f"--regime {args.regime} --steps {args.steps} --batch-size {args.batch_size} "
         f"--queries {args.queries} --lr {args.lr} --threads {args.threads} --seed {args.seed}"
         + (f" --decay-from {args.decay_from}" if args.decay_from > 0 else "")

@@ -1,6 +1,7 @@
 """Aligning predicted depth to the floor: against its per-pixel reference, a known scale error
-is taken out, images with too little floor keep their scale, gradients reach the depth, and a
-model configured for it aligns only where the floor is known."""
+is taken out, images with too little floor keep their scale, snapping flattens the floor and
+leaves the rest, gradients reach the depth, and a model configured for it aligns only where the
+floor is known."""
 
 import dataclasses
 
@@ -39,6 +40,24 @@ def test_alignment_matches_its_reference_and_removes_the_scale(scale):
     assert (aligned[0, 4:16, 10:20].median() / 1.5).item() == pytest.approx(1.0, abs=0.015)
 
 
+def test_snapping_flattens_the_floor_and_leaves_the_rest():
+    predicted, floor = _scene(1.04, seed=4)
+    aligned, scales = align_depth_to_floor(predicted, floor, snap=0.05)
+    reference, reference_scale = align_depth_to_floor_reference(
+        predicted[0].numpy(), floor[0].numpy(), snap=0.05
+    )
+    np.testing.assert_allclose(aligned[0].numpy(), reference, rtol=1e-5)
+    assert scales[0].item() == pytest.approx(reference_scale, rel=1e-5)
+    visible = floor[0] > 0
+    visible[4:16, 10:20] = False  # the box hides the floor there
+    # 2 % noise: nearly every floor pixel snaps onto the floor exactly
+    assert (aligned[0][visible] == floor[0][visible]).float().mean() > 0.95
+    box = aligned[0, 4:16, 10:20]
+    assert torch.allclose(box, predicted[0, 4:16, 10:20] * scales[0])  # off the floor: scaled only
+    with pytest.raises(ValueError, match="snap"):
+        align_depth_to_floor(predicted, floor, snap=1.5)
+
+
 def test_images_with_too_little_floor_keep_their_scale():
     predicted, floor = _scene(1.05, seed=2)
     sky = torch.zeros_like(floor)
@@ -64,7 +83,9 @@ def test_gradients_reach_the_depth():
 
 def test_a_floor_align_model_aligns_only_with_a_known_floor(tiny_ifnet_config):
     torch.manual_seed(0)
-    config = dataclasses.replace(tiny_ifnet_config, floor_input=True, floor_align=True)
+    config = dataclasses.replace(
+        tiny_ifnet_config, floor_input=True, floor_align=True, floor_snap=0.05
+    )
     model = SingleViewIFNet(config).eval()
     images = torch.rand(2, 3, 32, 32)
     K2 = torch.tensor([[[30.0, 0, 15.5], [0, 30.0, 15.5], [0, 0, 1]]] * 2)
@@ -74,6 +95,6 @@ def test_a_floor_align_model_aligns_only_with_a_known_floor(tiny_ifnet_config):
         raw = model.predict_depth(images, K2, up, height, align=False)
         aligned = model.predict_depth(images, K2, up, height)
     floor = floor_depth(K2, up, height, (32, 32), config.max_depth)
-    _, expected = align_depth_to_floor(raw, floor)
-    assert torch.allclose(aligned, raw * expected.view(-1, 1, 1))
+    expected, _ = align_depth_to_floor(raw, floor, snap=0.05)
+    assert torch.allclose(aligned, expected)
     assert torch.equal(aligned[1], raw[1])  # no floor known: the prediction as it is
