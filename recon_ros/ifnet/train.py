@@ -157,7 +157,10 @@ def evaluate_samples(
     floor: bool = True,
 ) -> dict[str, float]:
     """Mean IoU, Chamfer-L2 and normal consistency over ``samples`` (the first ``limit``),
-    every voxel centre of the grid queried; ``floor`` False withholds the floor prior."""
+    every voxel centre of the grid queried; ``floor`` False withholds the floor prior. Rows on
+    predicted depth also give the depth the IF-Net got (aligned where the model aligns):
+    ``depth_log_l1`` and ``depth_scale_error`` (|median(predicted / true) - 1| of each frame,
+    the median over frames)."""
     model.eval()
     grid = model.grid
     centres = grid.centres().reshape(1, -1, 3)
@@ -173,12 +176,20 @@ def evaluate_samples(
         probability = torch.sigmoid(logits).view(grid.dims).numpy()
         reference = item["sdf"].numpy()
         row = {"iou": occupancy_iou(probability > 0.5, reference < 0)}
+        if regime != "viability":
+            valid = item["depth"] > 0
+            ratio = depth[0][valid] / item["depth"][valid]
+            row["depth_log_l1"] = float(ratio.log().abs().mean())
+            row["depth_scale_error"] = float((ratio.median() - 1).abs())
         row.update(surface_metrics(occupancy_field(probability), reference / 0.4, grid))
         rows.append(row)
     model.train()
     summary = {}
     for key in rows[0] if rows else ():
         values = np.array([r[key] for r in rows], dtype=np.float64)
+        if key == "depth_scale_error":
+            summary[key] = float(np.median(values))
+            continue
         # a sample without a surface on either side has no surface metrics: NaN, not 0
         summary[key] = (
             float(values[np.isfinite(values)].mean()) if np.isfinite(values).any() else float("nan")

@@ -60,6 +60,9 @@ def test_regimes_train_resume_and_evaluate(samples, tmp_path, capsys):
     for key in ("iou", "chamfer_l2", "normal_consistency"):
         assert key in results
     assert 0.0 <= results["iou"] <= 1.0
+    depth_row = results["regimes"]["pretrained"]  # the depth it got, measured beside
+    assert depth_row["depth_log_l1"] > 0 and depth_row["depth_scale_error"] >= 0
+    assert "depth_log_l1" not in results["regimes"]["viability"]
     assert results["iou"] == results["regimes"]["pretrained"]["iou"]
     with pytest.raises(SystemExit):
         main(["train", "ifnet", "--data", "x"])
