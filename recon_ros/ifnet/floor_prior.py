@@ -63,7 +63,13 @@ def floor_channels(
     batch = K.shape[0]
     if up is None or height is None:
         return torch.zeros(batch, 2, *size, dtype=torch.float32, device=K.device)
-    depth = floor_depth(K, up, height, size, max_depth)
+    return floor_channels_of(floor_depth(K, up, height, size, max_depth), height)
+
+
+def floor_channels_of(depth: torch.Tensor, height: torch.Tensor) -> torch.Tensor:
+    """``floor_channels`` from the floor's depth (B, H, W) already computed (``floor_depth``)
+    and the heights (B,) (NaN: unknown)."""
+    batch = depth.shape[0]
     inverse = torch.where(depth > 0, 1.0 / depth.clamp(min=1e-6), torch.zeros_like(depth))
     known = torch.isfinite(height.float()).float().view(batch, 1, 1).expand_as(depth)
     return torch.stack([inverse * known, known], dim=1)

@@ -17,7 +17,7 @@ from torch import nn
 
 from recon_ros.ifnet.depth_unet import DepthUNet
 from recon_ros.ifnet.floor_alignment import align_depth_to_floor
-from recon_ros.ifnet.floor_prior import floor_channels, floor_depth
+from recon_ros.ifnet.floor_prior import floor_channels, floor_channels_of, floor_depth
 from recon_ros.ifnet.frustum_grid import FrustumGrid, backproject_depth
 from recon_ros.ifnet.voxelise import DifferentiableVoxeliser
 
@@ -219,10 +219,11 @@ class SingleViewIFNet(nn.Module):
         if not self.config.floor_input:
             return self.depth_net(images)
         size = tuple(images.shape[-2:])
-        floor = floor_channels(K, up, height, size, self.config.max_depth)
-        depth = self.depth_net(images, floor.to(images))
-        if (self.config.floor_align if align is None else align) and height is not None:
-            known = floor_depth(K, up, height, size, self.config.max_depth)
+        if up is None or height is None:
+            return self.depth_net(images, floor_channels(K, None, None, size, 0.0).to(images))
+        known = floor_depth(K, up, height, size, self.config.max_depth)  # once for both uses
+        depth = self.depth_net(images, floor_channels_of(known, height).to(images))
+        if self.config.floor_align if align is None else align:
             depth, _ = align_depth_to_floor(depth, known.to(depth), snap=self.config.floor_snap)
         return depth
 
