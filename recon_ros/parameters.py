@@ -589,9 +589,10 @@ RIG_PARAMS = (
     ),
     Param(
         "occupancy_threshold",
-        0.5,
-        "Voxels at or above this occupancy probability are occupied.",
-        (0.01, 0.99),
+        0.0,
+        "Voxels at or above this occupancy probability are occupied; 0: the threshold the "
+        "checkpoint's validation chose (0.5 when it has none).",
+        (0.0, 0.99),
     ),
     Param(
         "mask_threshold",

@@ -59,6 +59,9 @@ class RigNode(Node):
         self._model, metadata = load_everted(weights, params["device"])
         if not metadata.get("trained", False):
             self.get_logger().warning(f"{weights} holds untrained weights: its rooms are noise")
+        if not params["occupancy_threshold"]:
+            validation = metadata.get("extra", {}).get("validation", {})
+            params["occupancy_threshold"] = float(validation.get("threshold", 0.5))
         self._params = params
         self._log = ThrottledLogger(self.get_logger(), params["log_throttle_s"])
         self._lock = threading.Lock()
@@ -79,7 +82,8 @@ class RigNode(Node):
         )
         self.get_logger().info(
             f"ready: {weights.name}, {len(self._topics)} cameras, grid from {self._corner} at "
-            f"{params['voxel_size_m']:g} m in '{params['room_frame']}'"
+            f"{params['voxel_size_m']:g} m in '{params['room_frame']}', occupied from "
+            f"{params['occupancy_threshold']:g}"
         )
 
     def _on_image(self, index: int, msg) -> None:

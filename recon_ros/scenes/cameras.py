@@ -57,6 +57,12 @@ class TrajectoryConfig:
     rig_cameras: int = 3
     rig_height: tuple[float, float] = (1.6, 2.3)
     rig_inset: float = 0.35
+    #: azimuth (degrees) of the first rig camera round the room's middle; None draws it, so
+    #: every scene has its own rig; a fixed value with a small ``rig_jitter`` is one
+    #: installation (a studio) seen with its mounting tolerances
+    rig_phase: float | None = None
+    #: scale of the rig's random azimuth (0.15 rad) and aim (0.3 m) offsets
+    rig_jitter: float = 1.0
     start_ns: int = DEFAULT_START_NS
 
     def __post_init__(self):
@@ -72,6 +78,8 @@ class TrajectoryConfig:
             raise ValueError(f"rig_cameras: need at least one, got {self.rig_cameras}")
         if self.clearance < 0:
             raise ValueError(f"clearance: must be non-negative, got {self.clearance}")
+        if self.rig_jitter < 0:
+            raise ValueError(f"rig_jitter: must be non-negative, got {self.rig_jitter}")
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -252,16 +260,18 @@ def rig_trajectory(scene: Scene, config: TrajectoryConfig, rng: np.random.Genera
     lo, hi = scene.room.interior
     center = (lo + hi) / 2
     semi = (hi[:2] - lo[:2]) / 2 - config.rig_inset
-    phase = rng.uniform(0, 2 * np.pi)
+    drawn_phase = rng.uniform(0, 2 * np.pi)
+    phase = drawn_phase if config.rig_phase is None else np.radians(config.rig_phase)
+    jitter = config.rig_jitter
     poses = []
     for k in range(config.rig_cameras):
-        angle = phase + 2 * np.pi * k / config.rig_cameras + rng.uniform(-0.15, 0.15)
+        angle = phase + 2 * np.pi * k / config.rig_cameras + jitter * rng.uniform(-0.15, 0.15)
         z = min(rng.uniform(*config.rig_height), hi[2] - 0.15)
         eye = np.array(
             [center[0] + semi[0] * np.cos(angle), center[1] + semi[1] * np.sin(angle), z]
         )
         target = np.array([center[0], center[1], rng.uniform(0.4, 0.8)])
-        target[:2] += rng.uniform(-0.3, 0.3, size=2)
+        target[:2] += jitter * rng.uniform(-0.3, 0.3, size=2)
         # Slide towards the middle until the camera is clear of fixtures and objects.
         for _ in range(20):
             if scene.sdf(eye[None])[0][0] >= 0.15:

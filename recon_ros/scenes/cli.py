@@ -24,6 +24,7 @@ from recon_ros.datasets.io import write_text
 from recon_ros.scenes.cameras import TrajectoryConfig
 from recon_ros.scenes.pipeline import GenerationConfig, generate_scene_folder
 from recon_ros.scenes.render import SensorConfig
+from recon_ros.scenes.room import RoomConfig
 from recon_ros.scenes.scene import GENERATOR_VERSION, SceneConfig, scene_seed
 
 
@@ -73,6 +74,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--rig-cameras", type=int, default=3, help="cameras of --trajectory rig (default 3)"
+    )
+    parser.add_argument(
+        "--studio",
+        action="store_true",
+        help="with --trajectory rig: one installation, as the Everted U-Net paper's studio: a "
+        "5 x 6 x 4 m room (the 80 x 96 x 64 grid at 6.25 cm, rig_node's default placement) and "
+        "the rig's cameras at fixed places up to mounting tolerances; objects, materials and "
+        "lights still vary",
     )
     parser.add_argument(
         "--voxel-sizes",
@@ -127,14 +136,23 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
+#: ``--studio``: the room and the rig of one installation (see its help)
+STUDIO_ROOM = RoomConfig(size_x=(5.0, 5.0), size_y=(6.0, 6.0), height=(4.0, 4.0))
+STUDIO_RIG = dict(rig_phase=45.0, rig_height=(2.3, 2.5), rig_jitter=0.15)
+
+
 def config_from_args(args: argparse.Namespace) -> GenerationConfig:
     """The ``GenerationConfig`` the command-line options describe."""
+    studio = getattr(args, "studio", False)
+    if studio and args.trajectory != "rig":
+        raise SystemExit("--studio: needs --trajectory rig")
     trajectory = TrajectoryConfig(
         kind=args.trajectory,
         frames=args.frames,
         frame_rate=args.frame_rate,
         speed=args.speed,
         rig_cameras=args.rig_cameras,
+        **(STUDIO_RIG if studio else {}),
     )
     sensor = SensorConfig(
         noise_sigma=args.noise,
@@ -143,7 +161,7 @@ def config_from_args(args: argparse.Namespace) -> GenerationConfig:
         antialias=args.antialias,
     )
     return GenerationConfig(
-        scene=SceneConfig(variant_set=args.variants),
+        scene=SceneConfig(room=STUDIO_ROOM if studio else RoomConfig(), variant_set=args.variants),
         trajectory=trajectory,
         sensor=sensor,
         width=args.width,

@@ -34,10 +34,27 @@ def test_merger_weights_sum_to_one_and_one_view_works():
     weights = merger_weights(torch.randn(2, 3, 1, 4, 5, 6))
     assert torch.allclose(weights.sum(1), torch.ones(2, 1, 4, 5, 6))
     model = EvertedUNet(EvertedConfig(**SMALL)).eval()
+    image = torch.rand(1, 3, 64, 64)
     with torch.no_grad():
-        single, _ = model(torch.rand(1, 1, 3, 64, 64))
-        per_view, _, _ = model.per_view(torch.rand(1, 3, 64, 64))
-    assert single.shape == per_view.shape == (1, 1, 32, 32, 32)
+        single, _ = model(image[None])
+        per_view, _, scores = model.per_view(image)
+        twice, _ = model(torch.stack([image, image], 1))
+    assert single.shape == per_view.shape == scores.shape == (1, 1, 32, 32, 32)
+    # one view skips the merger (its weight is 1); two equal views average to the same
+    assert torch.equal(single, per_view)
+    assert torch.allclose(twice, single, atol=1e-5)
+
+
+@pytest.mark.parametrize("kernel", [2, 4])
+def test_the_last_up_sampling_kernel(kernel):
+    model = EvertedUNet(EvertedConfig(**SMALL, last_kernel=kernel)).eval()
+    assert model.reconstruction[-1][0].kernel_size == (kernel,) * 3
+    assert model.reconstruction[0][0].kernel_size == (4, 4, 4)
+    with torch.no_grad():
+        occupancy, masks = model(torch.rand(1, 2, 3, 64, 64))
+    assert occupancy.shape == (1, 1, 32, 32, 32) and masks.shape == (1, 6, 32, 32, 32)
+    with pytest.raises(ValueError, match="last_kernel"):
+        EvertedConfig(**SMALL, last_kernel=3)
 
 
 def test_segmentation_reads_the_reconstruction_branch():

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from recon_ros.apps.cli import main
-from recon_ros.everted.train import RigScenes, evaluate_scenes, load_everted
+from recon_ros.everted.train import THRESHOLDS, RigScenes, evaluate_scenes, load_everted
 from recon_ros.scenes.cameras import TrajectoryConfig
 from recon_ros.scenes.pipeline import GenerationConfig, generate_scene_folder
 from recon_ros.scenes.room import RoomConfig
@@ -58,7 +58,7 @@ def test_stages_train_resume_and_evaluate(rig_scenes, tmp_path, capsys):
     train(tmp_path / "stage2", "both", "all", 2, "--init", str(tmp_path / "stage1" / "best.pt"))
     model, metadata = load_everted(tmp_path / "stage2" / "best.pt")
     assert metadata["extra"]["stage"] == "both"
-    assert metadata["extra"]["validation"]["threshold"] in (0.3, 0.4, 0.5, 0.6, 0.7)
+    assert metadata["extra"]["validation"]["threshold"] in THRESHOLDS
     out = tmp_path / "eval"
     assert main(["evaluate", "everted-unet", "--data", str(rig_scenes / "val"), "--checkpoint",
                  str(tmp_path / "stage2" / "best.pt"), "--out", str(out),

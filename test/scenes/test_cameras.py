@@ -88,3 +88,23 @@ def test_bad_trajectory_configs():
         TrajectoryConfig(kind="fly")
     with pytest.raises(ValueError, match="frames"):
         TrajectoryConfig(frames=0)
+
+
+def test_a_fixed_rig_is_one_installation_across_scenes():
+    """``--studio``: the same room and rig phase in every scene; the cameras stay within their
+    mounting tolerance of each other while a drawn rig moves round the room."""
+    from recon_ros.scenes.cli import STUDIO_RIG, STUDIO_ROOM
+    from recon_ros.scenes.scene import SceneConfig, generate_scene
+
+    config = SceneConfig(room=STUDIO_ROOM)
+    scenes = [generate_scene(seed, config) for seed in (3, 4)]
+    assert all(np.allclose(s.room.size, (5.0, 6.0, 4.0)) for s in scenes)
+    fixed = TrajectoryConfig(kind="rig", **STUDIO_RIG)
+    drawn = TrajectoryConfig(kind="rig")
+    spread = {}
+    for name, trajectory_config in (("fixed", fixed), ("drawn", drawn)):
+        rigs = [make_trajectory(s, trajectory_config).poses[:, :3, 3] for s in scenes]
+        spread[name] = np.linalg.norm(rigs[0] - rigs[1], axis=1).max()
+    assert spread["fixed"] < 0.5 < spread["drawn"], spread
+    with pytest.raises(ValueError, match="rig_jitter"):
+        TrajectoryConfig(kind="rig", rig_jitter=-1.0)
