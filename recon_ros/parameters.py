@@ -561,6 +561,13 @@ RIG_PARAMS = (
         ["/rig/camera_0/image_raw", "/rig/camera_1/image_raw", "/rig/camera_2/image_raw"],
         "The rig's image topics, in the order of the cameras the model was trained with.",
     ),
+    Param(
+        "camera_info_topics",
+        [""],
+        "The rig's CameraInfo topics, one per image topic; empty: each image topic's sibling "
+        "'camera_info'. Read (with the cameras' poses in room_frame from TF) by models that "
+        "lift along the rays (the default training); learned-lift models need neither.",
+    ),
     Param("room_frame", "room", "Frame of the published grid (the room the rig watches)."),
     Param(
         "grid_corner",
@@ -596,9 +603,10 @@ RIG_PARAMS = (
     ),
     Param(
         "mask_threshold",
-        0.5,
-        "An occupied voxel takes the most likely class whose mask reaches this; else unlabelled.",
-        (0.01, 0.99),
+        0.0,
+        "An occupied voxel takes the most likely class whose mask reaches this; else "
+        "unlabelled. 0: the threshold the checkpoint's validation chose (0.5 when it has none).",
+        (0.0, 0.99),
     ),
     _input_param("image_qos"),
     _input_param("max_image_pixels"),

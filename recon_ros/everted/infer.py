@@ -8,6 +8,9 @@ occupancy probability reaches ``occupancy_threshold``; it is labelled with the m
 six mask classes when that mask's probability reaches ``mask_threshold``, else left unlabelled
 (``IGNORE_LABEL``). The mesh is the closed surface of the occupied voxels, each vertex coloured by
 the class of the voxel it lies in.
+
+A model with the ``"rays"`` lift also needs the rig's calibration: per camera its intrinsics (of
+the image as given) and its pose in the room (``RigCamera``); the learned lifts need none.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from recon_ros.core.classes import CLASS_IDS, IGNORE_LABEL, palette
 from recon_ros.core.mesh import Mesh
 from recon_ros.core.meshing import occupancy_surface
 from recon_ros.everted.model import EvertedUNet
+from recon_ros.everted.ray_lift import grid_projections
 from recon_ros.sufficiency.preprocess import resize_rgb
 
 
@@ -37,6 +41,15 @@ class RoomPrediction:
     occupancy: np.ndarray
     masks: np.ndarray
     mesh: Mesh
+
+
+@dataclass
+class RigCamera:
+    """One calibrated rig camera: ``K`` (3, 3) of its images, ``T_room_cam`` (4, 4) its optical
+    frame's pose in the room frame."""
+
+    K: np.ndarray
+    T_room_cam: np.ndarray
 
 
 def mask_labels(masks: np.ndarray, classes: tuple[str, ...], mask_threshold: float) -> np.ndarray:
@@ -57,12 +70,14 @@ def predict_room(
     voxel_size: float,
     occupancy_threshold: float = 0.5,
     mask_threshold: float = 0.5,
+    cameras: list[RigCamera] | None = None,
 ) -> RoomPrediction:
     """``images``: one (H, W, 3) uint8 RGB per rig camera, in the rig's order; ``grid_corner``
-    (3,): the room-frame lower corner of the grid (the outer face of voxel (0, 0, 0)).
+    (3,): the room-frame lower corner of the grid (the outer face of voxel (0, 0, 0));
+    ``cameras``: the rig's calibration, one per image (needed by the ``"rays"`` lift).
 
-    Raises ValueError for no image, a bad array, thresholds outside (0, 1) or a non-positive
-    voxel size."""
+    Raises ValueError for no image, a bad array, thresholds outside (0, 1), a non-positive
+    voxel size or a missing calibration."""
     if not images:
         raise ValueError("images: need one view per rig camera")
     for name, value in (("occupancy_threshold", occupancy_threshold),
@@ -78,13 +93,25 @@ def predict_room(
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
             raise ValueError(f"image {index}: expected (H, W, 3) uint8, got {rgb.shape}")
         views.append(torch.from_numpy(np.array(resize_rgb(rgb, (size, size)))).permute(2, 0, 1))
+    origin = np.asarray(grid_corner, dtype=np.float64) + voxel_size / 2  # voxel (0, 0, 0) centre
+    projections = None
     device = next(model.parameters()).device
+    if model.config.lift == "rays":
+        if cameras is None or len(cameras) != len(images):
+            got = 0 if cameras is None else len(cameras)
+            raise ValueError(
+                f"cameras: the rays lift needs one calibration per image ({len(images)}), got {got}"
+            )
+        projections = torch.from_numpy(np.stack([
+            grid_projections(c.K, c.T_room_cam, np.asarray(image).shape[:2], size, origin,
+                             voxel_size)
+            for c, image in zip(cameras, images, strict=True)
+        ]))[None].to(device)  # fmt: skip
     batch = (torch.stack(views).float() / 255.0)[None].to(device)
-    occupancy_logits, mask_logits = model(batch)
+    occupancy_logits, mask_logits = model(batch, None, projections)
     occupancy = torch.sigmoid(occupancy_logits)[0, 0].cpu().numpy()
     masks = torch.sigmoid(mask_logits)[0].cpu().numpy()
     labels = mask_labels(masks, model.config.classes, mask_threshold)
-    origin = np.asarray(grid_corner, dtype=np.float64) + voxel_size / 2  # voxel (0, 0, 0) centre
     occupied = occupancy >= occupancy_threshold
     index = np.argwhere(occupied)
     centres = (origin + index * voxel_size).astype(np.float32)

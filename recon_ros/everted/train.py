@@ -35,18 +35,21 @@ from recon_ros.core.checkpoint import load_model, save_checkpoint
 from recon_ros.datasets.layout import SyntheticSequence, list_scenes
 from recon_ros.datasets.randomise import CameraRandomiser
 from recon_ros.everted.model import EvertedConfig, EvertedUNet, everted_losses
+from recon_ros.everted.ray_lift import grid_projections
 from recon_ros.sufficiency.preprocess import resize_rgb
 from recon_ros.training.run_folder import RunFolder, add_run_arguments
 
 EVERTED_CHECKPOINT_FORMAT = "recon_ros.everted_unet"
 #: occupancy thresholds validation chooses from (objects fill about 1 % of the grid, so the
 #: best one can sit well below 0.5: the paper's was 0.32)
+RAYS_SHAPE = dict(volume_dims=(20, 24, 16), volume_channels=32, branch_channels=(16, 8))
 THRESHOLDS = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.7)
 
 
 class RigScenes(Dataset):
-    """Rig scenes (module docstring). Item: ``views`` (V, 3, S, S) in [0, 1], ``occupancy``
-    (1, X, Y, Z) and ``masks`` (C, X, Y, Z) float 0/1."""
+    """Rig scenes (module docstring). Item: ``views`` (V, 3, S, S) in [0, 1], their
+    ``projections`` (V, 3, 4) from grid indices to view pixels (``ray_lift.grid_projections``),
+    ``occupancy`` (1, X, Y, Z) and ``masks`` (C, X, Y, Z) float 0/1."""
 
     def __init__(self, roots, image_size: int = 224, randomise: bool = False, seed: int = 0):
         roots = [roots] if isinstance(roots, (str, Path)) else list(roots)
@@ -66,14 +69,23 @@ class RigScenes(Dataset):
         volumes = sequence.paper_volumes()
         rng = np.random.default_rng((self.seed, self.epoch, item))
         views = []
-        for index in range(len(sequence)):
-            rgb = resize_rgb(sequence[index].rgb, (self.image_size, self.image_size))
+        frames = [sequence[index] for index in range(len(sequence))]
+        for frame in frames:
+            rgb = resize_rgb(frame.rgb, (self.image_size, self.image_size))
             if self.randomiser is not None:
                 rgb = self.randomiser.image(rgb, rng)
             views.append(torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1))
         masks = np.moveaxis(volumes["masks"], -1, 0)  # channels last on disk
+        projections = [
+            grid_projections(
+                frame.K, frame.T_world_cam, frame.rgb.shape[:2], self.image_size,
+                volumes["origin"], float(volumes["voxel_size"]),
+            )
+            for frame in frames
+        ]  # fmt: skip
         return {
             "views": torch.stack(views).float() / 255.0,
+            "projections": torch.from_numpy(np.stack(projections)),
             "occupancy": torch.from_numpy(volumes["occupancy"][None].astype(np.float32)),
             "masks": torch.from_numpy(masks.astype(np.float32)),
         }
@@ -96,42 +108,54 @@ def iou(predicted: np.ndarray, target: np.ndarray) -> float:
 
 @torch.no_grad()
 def evaluate_scenes(
-    model: EvertedUNet, scenes: RigScenes, threshold: float | None = None, limit=None
+    model: EvertedUNet,
+    scenes: RigScenes,
+    threshold: float | None = None,
+    limit=None,
+    mask_threshold: float | None = None,
 ) -> dict:
-    """Reconstruction IoU (at ``threshold``, or the best of ``THRESHOLDS`` when None, reported
-    as ``threshold``), per-class mask IoU (summed over the scenes) and their mean over the
-    classes present."""
+    """Reconstruction IoU at ``threshold`` (the best of ``THRESHOLDS`` when None, reported as
+    ``threshold``); per-class mask IoU (summed over the scenes) at ``mask_threshold`` (likewise
+    the best mean of ``THRESHOLDS`` when None, ``mask_threshold``) and their mean over the
+    classes present (the paper chooses both thresholds on validation: its Table 1)."""
     model.eval()
     thresholds = THRESHOLDS if threshold is None else (threshold,)
+    mask_thresholds = THRESHOLDS if mask_threshold is None else (mask_threshold,)
     inter = np.zeros(len(thresholds))
     union = np.zeros(len(thresholds))
-    class_inter = np.zeros(len(model.config.classes))
-    class_union = np.zeros(len(model.config.classes))
+    classes = len(model.config.classes)
+    class_inter = np.zeros((len(mask_thresholds), classes))
+    class_union = np.zeros((len(mask_thresholds), classes))
     count = len(scenes) if limit is None else min(limit, len(scenes))
     for index in range(count):
         item = scenes[index]
-        occupancy_logits, mask_logits = model(item["views"][None])
+        occupancy_logits, mask_logits = model(item["views"][None], None, item["projections"][None])
         probability = torch.sigmoid(occupancy_logits)[0, 0].numpy()
         target = item["occupancy"][0].numpy() > 0.5
         for k, t in enumerate(thresholds):
             inter[k] += np.logical_and(probability > t, target).sum()
             union[k] += np.logical_or(probability > t, target).sum()
-        masks = torch.sigmoid(mask_logits)[0].numpy() > 0.5
-        truth = item["masks"].numpy() > 0.5
-        class_inter += np.logical_and(masks, truth).reshape(len(class_inter), -1).sum(1)
-        class_union += np.logical_or(masks, truth).reshape(len(class_union), -1).sum(1)
+        mask_probability = torch.sigmoid(mask_logits)[0].numpy().reshape(classes, -1)
+        truth = item["masks"].numpy().reshape(classes, -1) > 0.5
+        for k, t in enumerate(mask_thresholds):
+            masks = mask_probability > t
+            class_inter[k] += np.logical_and(masks, truth).sum(1)
+            class_union[k] += np.logical_or(masks, truth).sum(1)
     model.train()
     scores = np.where(union > 0, inter / np.maximum(union, 1), 0.0)
     best = int(np.argmax(scores))
     per_class = np.where(class_union > 0, class_inter / np.maximum(class_union, 1), np.nan)
-    present = per_class[np.isfinite(per_class)]
+    present = np.isfinite(per_class[0])  # a class absent from every scene has no IoU
+    means = per_class[:, present].mean(1) if present.any() else np.full(len(mask_thresholds), 0.0)
+    best_mask = int(np.argmax(means))
     return {
         "reconstruction_iou": float(scores[best]),
         "threshold": float(thresholds[best]),
-        "segmentation_miou": float(present.mean()) if present.size else float("nan"),
+        "segmentation_miou": float(means[best_mask]) if present.any() else float("nan"),
+        "mask_threshold": float(mask_thresholds[best_mask]),
         "class_iou": {
             name: (None if not np.isfinite(v) else float(v))
-            for name, v in zip(model.config.classes, per_class, strict=True)
+            for name, v in zip(model.config.classes, per_class[best_mask], strict=True)
         },
     }
 
@@ -145,6 +169,20 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--views", choices=("one", "all"), default="one")
     p.add_argument("--init", default=None, help="checkpoint to start from (the previous stage)")
     p.add_argument("--dropout", type=float, default=0.2)
+    p.add_argument(
+        "--masks", choices=("given_occupancy", "independent"), default="given_occupancy",
+        help="class masks inside the occupancy (default) or one independent sigmoid each (the "
+        "paper's); applies to a model started here or from --init",
+    )  # fmt: skip
+    p.add_argument(
+        "--lift", choices=("rays", "camera", "pool"), default="rays",
+        help="image-to-volume lift (model docstring): along the calibrated rays, one learned per "
+        "camera, or Pix2Vox's pooling",
+    )  # fmt: skip
+    p.add_argument(
+        "--positive-weight", type=float, default=1.0,
+        help="weight of the occupied voxels in the BCE (1: the paper's plain BCE)",
+    )  # fmt: skip
     p.add_argument("--image-size", type=int, default=224)
     p.add_argument("--val-scenes", type=int, default=16)
     add_run_arguments(p, steps=4000, batch_size=2, lr=1e-3)
@@ -159,9 +197,18 @@ def run_training(args: argparse.Namespace) -> int:
     val = RigScenes(args.val_data, args.image_size, randomise=False, seed=args.seed + 1)
     if args.init:
         model, _ = load_everted(args.init)
+        model.config.masks = args.masks  # the mask head's weights serve either reading
         model.train()
     else:
-        model = EvertedUNet(EvertedConfig(image_size=args.image_size, dropout=args.dropout))
+        views = len(SyntheticSequence(train.folders[0]))
+        # the rays lift fuses its views at a 25 cm grid (4 times coarser than the output) and
+        # up-samples twice; the learned lifts start from the paper's 5 x 6 x 4
+        shape = RAYS_SHAPE if args.lift == "rays" else {}
+        config = EvertedConfig(
+            image_size=args.image_size, dropout=args.dropout, lift=args.lift, rig_cameras=views,
+            masks=args.masks, **shape,
+        )  # fmt: skip
+        model = EvertedUNet(config)
     optimiser = torch.optim.Adam(model.parameters(), lr=args.lr)
     args.out.mkdir(parents=True, exist_ok=True)
     run = RunFolder(args.out, f"Everted U-Net ({args.stage}, {args.views} views)")
@@ -171,7 +218,9 @@ def run_training(args: argparse.Namespace) -> int:
         f"recon-ros train everted-unet --data {' '.join(args.data)} --val-data "
         f"{' '.join(args.val_data)} --out {args.out} --stage {args.stage} --views {args.views} "
         f"--steps {args.steps} --batch-size {args.batch_size} --lr {args.lr} --dropout "
-        f"{args.dropout} --threads {args.threads} --seed {args.seed}"
+        f"{args.dropout} --lift {args.lift} --masks {args.masks} --positive-weight "
+        f"{args.positive_weight} "
+        f"--threads {args.threads} --seed {args.seed}"
         + (f" --init {args.init}" if args.init else "")
     )
     started = time.monotonic()
@@ -184,12 +233,16 @@ def run_training(args: argparse.Namespace) -> int:
         rng = np.random.default_rng((args.seed, run.step))
         items = [train[int(i)] for i in rng.integers(0, len(train), args.batch_size)]
         views = torch.stack([item["views"] for item in items])
+        projections = torch.stack([item["projections"] for item in items])
+        cameras = torch.arange(views.shape[1])
         if args.views == "one":
             pick = int(rng.integers(views.shape[1]))
-            views = views[:, pick : pick + 1]
+            views, cameras = views[:, pick : pick + 1], cameras[pick : pick + 1]
+            projections = projections[:, pick : pick + 1]
         occupancy = torch.stack([item["occupancy"] for item in items])
         masks = torch.stack([item["masks"] for item in items])
-        losses = everted_losses(*model(views), occupancy, masks, args.stage)
+        logits = model(views, cameras, projections)
+        losses = everted_losses(*logits, occupancy, masks, args.stage, args.positive_weight)
         optimiser.zero_grad(set_to_none=True)
         losses["total"].backward()
         optimiser.step()
@@ -222,6 +275,11 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--data", nargs="+", required=True, help="held-out rig scene roots")
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument(
+        "--val-data", nargs="+", default=None,
+        help="choose both thresholds on these validation scenes first (default: the ones the "
+        "checkpoint's validation chose)",
+    )  # fmt: skip
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--threads", type=int, default=2)
     p.set_defaults(func=run_evaluation)
@@ -231,10 +289,16 @@ def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
 def run_evaluation(args: argparse.Namespace) -> int:
     torch.set_num_threads(max(1, args.threads))
     model, metadata = load_everted(args.checkpoint)
-    # the threshold chosen on validation, as the paper does
-    threshold = metadata.get("extra", {}).get("validation", {}).get("threshold", 0.5)
+    # the thresholds chosen on validation, as the paper does
+    validation = metadata.get("extra", {}).get("validation", {})
+    if args.val_data:
+        validation = evaluate_scenes(model, RigScenes(args.val_data, model.config.image_size))
+        print(f"thresholds chosen on {args.val_data}: occupancy {validation['threshold']}, "
+              f"masks {validation['mask_threshold']}", flush=True)  # fmt: skip
+    threshold = validation.get("threshold", 0.5)
+    mask_threshold = validation.get("mask_threshold", 0.5)
     scenes = RigScenes(args.data, model.config.image_size)
-    metrics = evaluate_scenes(model, scenes, threshold=threshold, limit=args.limit)
+    metrics = evaluate_scenes(model, scenes, threshold, args.limit, mask_threshold)
     results = {
         "format": "recon_ros.everted_evaluation",
         "checkpoint": str(args.checkpoint),

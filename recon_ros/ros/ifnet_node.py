@@ -49,7 +49,7 @@ from recon_ros.ros.common import (
     stops_with_context,
 )
 from recon_ros.ros.declare_parameters import declare_table
-from recon_ros.ros.posed_input import ThrottledLogger
+from recon_ros.ros.posed_input import ThrottledLogger, store_tf_message
 from recon_ros.weights import default_ifnet_weights, given_or_shipped
 
 
@@ -103,12 +103,10 @@ class IFNetNode(Node):
             self._camera_info = msg
 
     def _on_tf(self, msg) -> None:
-        for problem in self._tf.set_tf_message(msg, static=False):
-            self._log.warn("bad_tf", f"ignored a transform on /tf: {problem}")
+        store_tf_message(self._tf, msg, False, self._log)
 
     def _on_tf_static(self, msg) -> None:
-        for problem in self._tf.set_tf_message(msg, static=True):
-            self._log.warn("bad_tf", f"ignored a transform on /tf_static: {problem}")
+        store_tf_message(self._tf, msg, True, self._log)
 
     def _floor_prior(self, header) -> tuple[np.ndarray | None, float | None]:
         """(up in the camera frame, the camera's height above the floor) from TF, or (None,

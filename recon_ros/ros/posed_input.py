@@ -58,6 +58,14 @@ class ThrottledLogger:
         return True
 
 
+def store_tf_message(buffer, msg, static: bool, throttled: ThrottledLogger) -> None:
+    """A tf2_msgs/TFMessage into a ``TransformBuffer``; each transform it refuses gets a
+    throttled warning naming the topic and why."""
+    topic = "/tf_static" if static else "/tf"
+    for problem in buffer.set_tf_message(msg, static=static):
+        throttled.warn("bad_tf", f"ignored a transform on {topic}: {problem}")
+
+
 @dataclass
 class InputSettings:
     world_frame: str
@@ -242,8 +250,7 @@ class PosedImageInput:
             ]
             if len(kept) != len(msg.transforms):
                 msg = type(msg)(transforms=kept)
-        for problem in self.tf.set_tf_message(msg, static=static):
-            self._log.warn("bad_tf", f"ignored a transform on {topic}: {problem}")
+        store_tf_message(self.tf, msg, static, self._log)
 
     def _on_tf(self, msg) -> None:
         self._store_transforms(msg, static=False)

@@ -1,9 +1,12 @@
 """rig_node: a room watched by a few fixed cameras, its occupancy and the class of what occupies it
-(the Everted U-Net, seed 002). No poses and no moving camera: the model maps the rig's views
-straight to an 80 x 96 x 64 grid, placed in ``room_frame`` by ``grid_corner`` and
-``voxel_size_m``.
+(the Everted U-Net, seed 002). No moving camera: the model maps the rig's views to an
+80 x 96 x 64 grid, placed in ``room_frame`` by ``grid_corner`` and ``voxel_size_m``.
 
-Subscribes to the ``image_topics`` (sensor_msgs/Image, one per camera, in the rig's order).
+Subscribes to the ``image_topics`` (sensor_msgs/Image, one per camera, in the rig's order). A
+model that lifts along the rays (``lift="rays"``, the default training) also reads the rig's
+calibration: each camera's CameraInfo (``camera_info_topics``, by default each image topic's
+sibling ``camera_info``) and its optical frame's pose in ``room_frame`` from ``/tf_static`` (or
+``/tf``); until both are known for every camera it waits and says so.
 At most ``rate_hz`` times a second, once every camera has sent an image no older than
 ``max_image_age_s`` than the newest and one of them is new, it publishes (transient local, for
 RViz started later):
@@ -28,19 +31,33 @@ from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 
 from recon_ros.core.classes import palette
-from recon_ros.io import image_conversions, mesh_conversions, pointcloud_conversions
+from recon_ros.io import (
+    camera_info_conversions,
+    image_conversions,
+    mesh_conversions,
+    pointcloud_conversions,
+)
+from recon_ros.io.tf_buffer import TransformBuffer, TransformError
 from recon_ros.io.transform_conversions import stamp_to_ns
 from recon_ros.parameters import RIG_PARAMS
-from recon_ros.ros.common import LATCHED_QOS, RELIABLE_STREAM_QOS, run_node, stops_with_context
+from recon_ros.ros.common import (
+    LATCHED_QOS,
+    RELIABLE_STREAM_QOS,
+    TF_QOS,
+    TF_STATIC_QOS,
+    run_node,
+    stops_with_context,
+)
 from recon_ros.ros.declare_parameters import declare_table
-from recon_ros.ros.posed_input import ThrottledLogger
+from recon_ros.ros.posed_input import ThrottledLogger, store_tf_message
 from recon_ros.weights import default_everted_weights, given_or_shipped
 
 
 class RigNode(Node):
     def __init__(self, **kwargs):
         super().__init__("rig_node", **kwargs)
-        from sensor_msgs.msg import Image, PointCloud2
+        from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+        from tf2_msgs.msg import TFMessage
         from visualization_msgs.msg import Marker
 
         from recon_ros.everted.train import load_everted
@@ -59,9 +76,11 @@ class RigNode(Node):
         self._model, metadata = load_everted(weights, params["device"])
         if not metadata.get("trained", False):
             self.get_logger().warning(f"{weights} holds untrained weights: its rooms are noise")
-        if not params["occupancy_threshold"]:
-            validation = metadata.get("extra", {}).get("validation", {})
-            params["occupancy_threshold"] = float(validation.get("threshold", 0.5))
+        validation = metadata.get("extra", {}).get("validation", {})
+        chosen = (("occupancy_threshold", "threshold"), ("mask_threshold", "mask_threshold"))
+        for name, key in chosen:
+            if not params[name]:  # 0: the checkpoint's, as chosen on validation
+                params[name] = float(validation.get(key, 0.5))
         self._params = params
         self._log = ThrottledLogger(self.get_logger(), params["log_throttle_s"])
         self._lock = threading.Lock()
@@ -74,6 +93,27 @@ class RigNode(Node):
                 Image, topic, lambda msg, i=index: self._on_image(i, msg), qos,
                 callback_group=inputs,
             )  # fmt: skip
+        self._rays = self._model.config.lift == "rays"
+        self._camera_info: dict[int, object] = {}
+        self._tf = TransformBuffer()
+        if self._rays:
+            info_topics = [t for t in params["camera_info_topics"] if t] or [
+                topic.rsplit("/", 1)[0] + "/camera_info" for topic in self._topics
+            ]
+            if len(info_topics) != len(self._topics):
+                raise ValueError(
+                    f"camera_info_topics: expected one per image topic ({len(self._topics)}), "
+                    f"got {info_topics}"
+                )
+            for index, topic in enumerate(info_topics):
+                self.create_subscription(
+                    CameraInfo, topic, lambda msg, i=index: self._on_camera_info(i, msg), qos,
+                    callback_group=inputs,
+                )  # fmt: skip
+            self.create_subscription(TFMessage, "/tf", self._on_tf, TF_QOS, callback_group=inputs)
+            self.create_subscription(
+                TFMessage, "/tf_static", self._on_tf_static, TF_STATIC_QOS, callback_group=inputs
+            )
         self._cloud_pub = self.create_publisher(PointCloud2, "~/occupied", LATCHED_QOS)
         self._mesh_pub = self.create_publisher(Marker, "~/mesh", LATCHED_QOS)
         self.predictions = 0
@@ -89,6 +129,41 @@ class RigNode(Node):
     def _on_image(self, index: int, msg) -> None:
         with self._lock:  # only hand the message on: decoding happens in the timer
             self._latest[index] = msg
+
+    def _on_camera_info(self, index: int, msg) -> None:
+        with self._lock:
+            self._camera_info[index] = msg
+
+    def _on_tf(self, msg) -> None:
+        store_tf_message(self._tf, msg, False, self._log)
+
+    def _on_tf_static(self, msg) -> None:
+        store_tf_message(self._tf, msg, True, self._log)
+
+    def _calibration(self, latest: dict):
+        """(one ``RigCamera`` per camera, None) or (None, why not): each camera's newest
+        CameraInfo and its image frame's latest pose in ``room_frame``."""
+        from recon_ros.everted.infer import RigCamera
+
+        room = self._params["room_frame"]
+        cameras = []
+        with self._lock:
+            infos = dict(self._camera_info)
+        for index, topic in enumerate(self._topics):
+            info = infos.get(index)
+            if info is None:
+                return None, f"waiting for the CameraInfo of '{topic}'"
+            try:
+                K = camera_info_conversions.camera_info_to_camera(info).K
+            except ValueError as error:
+                return None, f"the CameraInfo of '{topic}' is unusable: {error}"
+            frame = latest[index].header.frame_id
+            try:  # a fixed rig: its latest pose is its pose
+                T_room_cam = self._tf.lookup(room, frame, None)
+            except TransformError as error:
+                return None, f"no pose of '{frame}' ('{topic}') in '{room}' from TF: {error}"
+            cameras.append(RigCamera(K, T_room_cam))
+        return cameras, None
 
     def _ready_images(self):
         """The newest message of every camera, or None (and why) while some camera has none,
@@ -133,6 +208,12 @@ class RigNode(Node):
                     f"dropped an image on '{self._topics[index]}': {error}",
                 )
                 return
+        cameras = None
+        if self._rays:
+            cameras, why = self._calibration(latest)
+            if cameras is None:
+                self._log.warn("calibration", f"no prediction yet: {why}")
+                return
         result = predict_room(
             self._model,
             images,
@@ -140,6 +221,7 @@ class RigNode(Node):
             self._params["voxel_size_m"],
             self._params["occupancy_threshold"],
             self._params["mask_threshold"],
+            cameras,
         )
         self._used = {i: stamp_to_ns(msg.header.stamp) for i, msg in latest.items()}
         stamp = max((msg.header.stamp for msg in latest.values()), key=stamp_to_ns)

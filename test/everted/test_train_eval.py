@@ -61,12 +61,16 @@ def test_stages_train_resume_and_evaluate(rig_scenes, tmp_path, capsys):
     assert metadata["extra"]["validation"]["threshold"] in THRESHOLDS
     out = tmp_path / "eval"
     assert main(["evaluate", "everted-unet", "--data", str(rig_scenes / "val"), "--checkpoint",
-                 str(tmp_path / "stage2" / "best.pt"), "--out", str(out),
-                 "--threads", "1"]) == 0  # fmt: skip
+                 str(tmp_path / "stage2" / "best.pt"), "--out", str(out), "--val-data",
+                 str(rig_scenes / "train"), "--threads", "1"]) == 0  # fmt: skip
+    assert "thresholds chosen on" in capsys.readouterr().out
     results = json.loads((out / "results.json").read_text())
     for key in ("reconstruction_iou", "segmentation_miou", "class_iou", "threshold"):
         assert key in results
     assert 0.0 <= results["reconstruction_iou"] <= 1.0
-    # the same figures as evaluating in-process at the stored threshold
-    again = evaluate_scenes(model, RigScenes(rig_scenes / "val", 64), results["threshold"])
+    assert results["threshold"] in THRESHOLDS and results["mask_threshold"] in THRESHOLDS
+    # the same figures as evaluating in-process at the thresholds the validation scenes chose
+    scenes = RigScenes(rig_scenes / "val", 64)
+    again = evaluate_scenes(model, scenes, results["threshold"], None, results["mask_threshold"])
     assert again["reconstruction_iou"] == pytest.approx(results["reconstruction_iou"])
+    assert again["class_iou"] == pytest.approx(results["class_iou"], nan_ok=True)

@@ -1,9 +1,12 @@
 """rig_node over DDS (issue 12.1): a generated rig scene's bag (three fixed cameras, each on its own
 topics) played by bag_player; the node publishes, latched, the occupied voxels and the mesh that
 the ROS-free API gives for the same images, in the room frame; an image it cannot decode is
-dropped with a warning and the node keeps going."""
+dropped with a warning and the node keeps going. Both kinds of model: a learned lift (images
+only) and the rays lift (the rig's CameraInfo and /tf_static from the bag as well)."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -14,7 +17,8 @@ from sensor_msgs.msg import Image, PointCloud2
 from visualization_msgs.msg import Marker
 
 from recon_ros.datasets.bag_export import rig_image_topic
-from recon_ros.everted.infer import predict_room
+from recon_ros.datasets.layout import SyntheticSequence
+from recon_ros.everted.infer import RigCamera, predict_room
 from recon_ros.everted.model import EvertedUNet
 from recon_ros.everted.train import load_everted, save_everted
 from recon_ros.io import image_conversions, pointcloud_conversions
@@ -32,7 +36,8 @@ CORNER, VOXEL = [-0.5, -0.5, 0.0], 0.05
 
 
 @pytest.mark.timeout(300)
-def test_rig_bag_to_occupied_voxels(ros_node, start_node, tmp_path, tiny_everted_config):
+@pytest.mark.parametrize("lift", ["camera", "rays"])
+def test_rig_bag_to_occupied_voxels(ros_node, start_node, tmp_path, tiny_everted_config, lift):
     config = GenerationConfig(
         scene=SceneConfig(room=RoomConfig(size_x=(3.0, 3.2), size_y=(3.0, 3.2))),
         trajectory=TrajectoryConfig(kind="rig", rig_cameras=3),
@@ -53,12 +58,20 @@ def test_rig_bag_to_occupied_voxels(ros_node, start_node, tmp_path, tiny_everted
             images.setdefault(topic, image_conversions.image_to_rgb(msg))
             last[topic] = msg
     torch.manual_seed(0)
-    weights = save_everted(EvertedUNet(tiny_everted_config), tmp_path / "w.pt", False, "test", {})
+    config = tiny_everted_config
+    cameras = None
+    if lift == "rays":
+        config = replace(config, lift="rays", encoder_channels=(4, 8, 8, 8), ray_channels=4,
+                         volume_dims=(20, 24, 16), branch_channels=(4, 4))  # fmt: skip
+        sequence = SyntheticSequence(scene)
+        cameras = [RigCamera(sequence[k].K, sequence.poses[k]) for k in range(3)]
+    weights = save_everted(EvertedUNet(config), tmp_path / "w.pt", False, "test", {})
     model, _ = load_everted(weights)
-    expected = predict_room(model, [images[t] for t in topics], CORNER, VOXEL)
+    views = [images[t] for t in topics]
+    expected = predict_room(model, views, CORNER, VOXEL, cameras=cameras)
     # an untrained net sits near 0.5 everywhere: a threshold that leaves 0.5 % of the voxels
     threshold = float(np.quantile(expected.occupancy, 0.995))
-    expected = predict_room(model, [images[t] for t in topics], CORNER, VOXEL, threshold)
+    expected = predict_room(model, views, CORNER, VOXEL, threshold, cameras=cameras)
 
     params = {
         "weights_path": str(weights),

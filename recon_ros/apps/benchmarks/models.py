@@ -8,7 +8,9 @@ Rows per model, each timed after warm-up (median and best of ``iterations`` call
   to their masks, network, marching cubes); baseline: the network at the seed's widths (96-256
   encoder channels, 1024 features, 128 hidden channels), whose ratio says what the CPU sizing
   bought.
-- ``everted``: the network on 3 views of 224x224 (occupancy and 6 class masks, 80x96x64).
+- ``everted``: the network on 3 views of 224x224 (occupancy and 6 class masks, 80x96x64), with
+  the rays lift the shipped weights use; baseline: the paper's shape with learned lifts (three
+  branch passes and the merger where the rays lift fuses first and decodes once).
 - ``ifnet``: each stage of one image: the depth U-Net, the differentiable voxelisation, the
   IF-Net's occupancy for the whole frustum grid, and all three together.
 
@@ -87,18 +89,40 @@ def r2n2_rows(device: torch.device, iterations: int, warmup: int, seed: int) -> 
 
 @torch.no_grad()
 def everted_rows(device: torch.device, iterations: int, warmup: int, seed: int) -> list[dict]:
-    from recon_ros.everted.model import EvertedUNet
+    import numpy as np
+
+    from recon_ros.core.poses import look_at_pose
+    from recon_ros.everted.model import EvertedConfig, EvertedUNet
+    from recon_ros.everted.ray_lift import grid_projections
+    from recon_ros.everted.train import RAYS_SHAPE
+    from recon_ros.scenes.cameras import default_intrinsics
 
     torch.manual_seed(seed)
-    model = EvertedUNet().to(device).eval()
-    size = model.config.image_size
+    paper = EvertedUNet().to(device).eval()
+    rays = EvertedUNet(EvertedConfig(lift="rays", **RAYS_SHAPE)).to(device).eval()
+    size = paper.config.image_size
     views = torch.rand(1, 3, 3, size, size, device=device)
+    # three cameras round a 5 x 6 x 4 m room, as the studio rig
+    K = default_intrinsics(size, size)
+    eyes = [(4.6, 3.0, 2.4), (0.6, 5.5, 2.4), (0.6, 0.5, 2.4)]
+    projections = torch.from_numpy(np.stack([
+        grid_projections(K, look_at_pose(np.array(eye), np.array([2.5, 3.0, 0.6])), (size, size),
+                         size, [0.03125] * 3, 0.0625)
+        for eye in eyes
+    ]))[None].to(device)  # fmt: skip
+    sync = _sync_for(device)
     return [
         {
-            "what": f"everted network, 3 views {size}x{size}",
-            "parameters": _parameters(model),
-            **time_calls(lambda: model(views), iterations, warmup, _sync_for(device)),
-        }
+            "what": f"everted network, learned lift (paper's shape), 3 views {size}x{size}",
+            "parameters": _parameters(paper),
+            **time_calls(lambda: paper(views), iterations, warmup, sync),
+            "baseline": True,
+        },
+        {
+            "what": f"everted network, rays lift (shipped), 3 views {size}x{size}",
+            "parameters": _parameters(rays),
+            **time_calls(lambda: rays(views, None, projections), iterations, warmup, sync),
+        },
     ]
 
 
