@@ -40,9 +40,10 @@ from recon_ros.sufficiency.preprocess import resize_rgb
 from recon_ros.training.run_folder import RunFolder, add_run_arguments
 
 EVERTED_CHECKPOINT_FORMAT = "recon_ros.everted_unet"
+#: the rays lift's grid: views fused at 25 cm (20 x 24 x 16), up-sampled twice to 80 x 96 x 64
+RAYS_SHAPE = dict(volume_dims=(20, 24, 16), volume_channels=32, branch_channels=(16, 8))
 #: occupancy thresholds validation chooses from (objects fill about 1 % of the grid, so the
 #: best one can sit well below 0.5: the paper's was 0.32)
-RAYS_SHAPE = dict(volume_dims=(20, 24, 16), volume_channels=32, branch_channels=(16, 8))
 THRESHOLDS = (0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6, 0.7)
 
 
@@ -201,8 +202,7 @@ def run_training(args: argparse.Namespace) -> int:
         model.train()
     else:
         views = len(SyntheticSequence(train.folders[0]))
-        # the rays lift fuses its views at a 25 cm grid (4 times coarser than the output) and
-        # up-samples twice; the learned lifts start from the paper's 5 x 6 x 4
+        # the learned lifts start from the paper's 5 x 6 x 4
         shape = RAYS_SHAPE if args.lift == "rays" else {}
         config = EvertedConfig(
             image_size=args.image_size, dropout=args.dropout, lift=args.lift, rig_cameras=views,
