@@ -103,7 +103,11 @@ def test_shipped_untrained_checkpoint_is_reproducible(tmp_path):
     assert rebuilt_metadata["recipe"] == metadata["recipe"]
     assert shipped_state.keys() == rebuilt_state.keys()
     for name, tensor in shipped_state.items():
-        if "running_" in name:  # BatchNorm statistics: float sums, may differ in the last bits
-            torch.testing.assert_close(rebuilt_state[name], tensor, rtol=1e-4, atol=1e-6)
+        if "running_" in name:
+            # BatchNorm statistics: sums of convolution outputs, whose order oneDNN picks by CPU
+            # and threads, so they agree to float precision of the layer's scale (a fixed 1e-6
+            # failed near zero on another machine: 2.6e-6 on a layer whose largest value is 1.2)
+            scale = float(tensor.abs().max())
+            torch.testing.assert_close(rebuilt_state[name], tensor, rtol=1e-4, atol=1e-4 * scale)
         else:  # weights come from the seeded generator: exact
             assert torch.equal(rebuilt_state[name], tensor), name
